@@ -1,0 +1,27 @@
+"""Test settings. Environment variables are set at import time so that nbval's kernels inherit them
+(fixtures do not reach a notebook kernel)."""
+import os
+from pathlib import Path
+
+os.environ["TEXTIMG_FAST"] = "1"
+os.environ["TEXTIMG_OFFLINE"] = "1"
+os.environ.setdefault("TEXTIMG_DEVICE", "cpu")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def pytest_collection_finish(session):
+    """Fail the run when notebooks were asked for but none (or not all) were collected."""
+    if not session.config.getoption("--nbval-lax", default=False) and not session.config.getoption("--nbval", default=False):
+        return
+    collected = {Path(str(item.fspath)).resolve() for item in session.items if str(item.fspath).endswith(".ipynb")}
+    asked_notebooks = any("notebooks" in str(a) for a in session.config.args) or not session.config.args
+    if asked_notebooks:
+        missing = [p.name for p in NOTEBOOKS if p.resolve() not in collected]
+        if not collected or missing:
+            raise RuntimeError(f"notebook tests collected {len(collected)} notebooks; missing: {missing or 'all'}")

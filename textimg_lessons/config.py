@@ -1,0 +1,101 @@
+"""Course-wide settings read from the environment (chapter 0 explains each).
+
+TEXTIMG_FAST=1     shrink data, epochs and widths so a notebook runs in seconds (tests set it)
+TEXTIMG_DEVICE=... force a device ("cpu", "cuda", "cuda:1", "mps")
+TEXTIMG_OFFLINE=1  never try the network; use the offline data and models
+TEXTIMG_DATA=DIR   where downloads and decompressed data are cached (default: <repo>/data/cache
+                   when running from a clone, else ~/.cache/textimg_lessons)
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name}={os.environ[name]!r} is not understood: set it to 1 or 0.")
+
+
+def fast_mode() -> bool:
+    """True when TEXTIMG_FAST is set: every chapter shrinks its data and training."""
+    return _flag("TEXTIMG_FAST")
+
+
+def offline() -> bool:
+    """True when TEXTIMG_OFFLINE is set: loaders skip every download attempt."""
+    return _flag("TEXTIMG_OFFLINE")
+
+
+def pick(full, fast):
+    """Return `fast` in fast mode and `full` otherwise (one switch for every size in the course)."""
+    return fast if fast_mode() else full
+
+
+def get_device() -> torch.device:
+    """cuda, then mps, then cpu; TEXTIMG_DEVICE overrides (and is checked to exist)."""
+    wanted = os.environ.get("TEXTIMG_DEVICE", "").strip()
+    if wanted:
+        try:
+            device = torch.device(wanted)
+        except RuntimeError as e:
+            raise ValueError(f"TEXTIMG_DEVICE={wanted!r} is not a device name; use cpu, cuda or mps.") from e
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"TEXTIMG_DEVICE={wanted!r} but this machine has no CUDA GPU; unset it or use cpu.")
+        if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise RuntimeError(f"TEXTIMG_DEVICE={wanted!r} but MPS is not available here; unset it or use cpu.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (all devices); return a torch.Generator seeded the same way."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def repo_root() -> Path | None:
+    """The clone this package runs from, or None when installed elsewhere (e.g. on Colab from a wheel)."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").exists() and (root / "notebooks").is_dir() else None
+
+
+def data_dir() -> Path:
+    """Directory for downloads and decompressed data; created if missing."""
+    env = os.environ.get("TEXTIMG_DATA", "").strip()
+    if env:
+        path = Path(env).expanduser()
+    elif repo_root() is not None:
+        path = repo_root() / "data" / "cache"
+    else:
+        path = Path.home() / ".cache" / "textimg_lessons"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def shipped_data_dir() -> Path:
+    """Small data files that ship inside the package (see data/README.md for sources and licences)."""
+    return Path(__file__).resolve().parent / "shipped"
+
+
+def num_threads_hint() -> int:
+    return torch.get_num_threads()
