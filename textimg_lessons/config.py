@@ -97,5 +97,13 @@ def shipped_data_dir() -> Path:
     return Path(__file__).resolve().parent / "shipped"
 
 
-def num_threads_hint() -> int:
-    return torch.get_num_threads()
+def display_path(path) -> str:
+    """A path as a person should read it: relative to the course folder or to ~, never a machine's full path."""
+    path = Path(path).resolve()
+    root = repo_root()
+    if root is not None and path.is_relative_to(root):
+        return str(path.relative_to(root)) or "."
+    home = Path.home().resolve()
+    if path.is_relative_to(home):
+        return "~/" + str(path.relative_to(home))
+    return str(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import platform
+import re
 import sys
 from dataclasses import dataclass
 
@@ -43,7 +44,7 @@ class Result:
 def _version_tuple(v: str):
     parts = []
     for p in v.split("+")[0].split("."):
-        digits = "".join(ch for ch in p if ch.isdigit())
+        digits = re.match(r"\d*", p).group()  # "1rc1" -> "1"
         if not digits:
             break
         parts.append(int(digits))
@@ -87,16 +88,17 @@ def check_device() -> Result:
 
 def check_data() -> list:
     from . import data
+    from .config import display_path
     out = []
     p = data.mnist_5k_path()
     if p.exists() and data.sha256_of(p) == data.MNIST_5K_SHA256:
         out.append(Result(True, "MNIST offline subset", "5,000 images shipped with the course, checksum OK"))
     else:
-        out.append(Result(False, "MNIST offline subset", f"missing or corrupted at {p}",
+        out.append(Result(False, "MNIST offline subset", f"missing or corrupted at {display_path(p)}",
                           "reinstall the course: pip install -e . (from the clone)"))
     raw = data._fashion_raw_dir()
     if not data._raw_files_ok(raw):
-        out.append(Result(True, "Fashion-MNIST", f"cached and verified in {raw.parent}"))
+        out.append(Result(True, "Fashion-MNIST", f"cached and verified in {display_path(raw.parent)}"))
     elif all((data.FASHION_DEBIAN_DIR / f"{n}.gz").exists() for n in data.FASHION_RAW_SHA256):
         out.append(Result(True, "Fashion-MNIST", f"offline copy found in {data.FASHION_DEBIAN_DIR}"))
     else:
@@ -126,7 +128,7 @@ def check_modes() -> Result:
     except ValueError as e:
         return Result(False, "settings", str(e), "set TEXTIMG_FAST / TEXTIMG_OFFLINE to 1 or 0")
     return Result(True, "settings", f"fast mode {'ON' if fast else 'off'} (TEXTIMG_FAST), "
-                  f"offline {'ON' if off else 'off'} (TEXTIMG_OFFLINE), data cache {config.data_dir()}")
+                  f"offline {'ON' if off else 'off'} (TEXTIMG_OFFLINE), data cache {config.display_path(config.data_dir())}")
 
 
 def run_checks() -> list:

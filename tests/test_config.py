@@ -1,0 +1,58 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from textimg_lessons import config
+
+
+def test_fast_mode_reads_env(monkeypatch):
+    monkeypatch.setenv("TEXTIMG_FAST", "1")
+    assert config.fast_mode() and config.pick("full", "fast") == "fast"
+    monkeypatch.setenv("TEXTIMG_FAST", "0")
+    assert not config.fast_mode() and config.pick("full", "fast") == "full"
+    monkeypatch.delenv("TEXTIMG_FAST")
+    assert not config.fast_mode()
+
+
+def test_bad_flag_value_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("TEXTIMG_OFFLINE", "maybe")
+    with pytest.raises(ValueError, match="set it to 1 or 0"):
+        config.offline()
+
+
+def test_device_override_and_errors(monkeypatch):
+    monkeypatch.setenv("TEXTIMG_DEVICE", "cpu")
+    assert config.get_device() == torch.device("cpu")
+    monkeypatch.setenv("TEXTIMG_DEVICE", "not-a-device")
+    with pytest.raises(ValueError, match="not a device name"):
+        config.get_device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("TEXTIMG_DEVICE", "cuda")
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            config.get_device()
+
+
+def test_default_device_is_a_real_device(monkeypatch):
+    monkeypatch.delenv("TEXTIMG_DEVICE", raising=False)
+    d = config.get_device()
+    assert d.type in {"cpu", "cuda", "mps"}
+    torch.zeros(1, device=d)  # usable
+
+
+def test_seed_everything_reproduces_all_generators():
+    g = config.seed_everything(7)
+    a = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g).item())
+    g = config.seed_everything(7)
+    b = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g).item())
+    assert a == b
+    with pytest.raises(ValueError):
+        config.seed_everything(-1)
+    with pytest.raises(ValueError):
+        config.seed_everything("3")
+
+
+def test_data_dir_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("TEXTIMG_DATA", str(tmp_path / "cache"))
+    assert config.data_dir() == tmp_path / "cache" and (tmp_path / "cache").is_dir()

@@ -1,0 +1,66 @@
+import json
+
+import pytest
+
+from textimg_lessons import bench, cli, doctor
+
+
+def test_doctor_reports_every_requirement(capsys):
+    ok = doctor.doctor()
+    out = capsys.readouterr().out
+    for name in ["python", "torch", "torchvision", "transformers", "device", "MNIST offline subset",
+                 "offline language model"]:
+        assert f" {name}:" in out
+    assert ok == ("required check(s) failed" not in out)
+
+
+def test_missing_and_old_packages_say_how_to_fix():
+    r = doctor.check_package("no_such_module_xyz", "no-such-dist-xyz", "1.0", True, "testing")
+    assert not r.ok and "pip install 'no-such-dist-xyz>=1.0'" in r.fix and r.line().startswith("[FAIL]")
+    r = doctor.check_package("torch", "torch", "999.0", True, "testing")
+    assert not r.ok and "older than 999.0" in r.detail
+    r = doctor.check_package("nbval", "nbval", "0.1", False, "testing")
+    assert r.ok
+
+
+def test_optional_failure_is_a_warning():
+    r = doctor.Result(False, "x", "missing", "do y", required=False)
+    assert r.line().startswith("[WARN]") and "-> do y" in r.line()
+
+
+def test_version_parsing():
+    assert doctor._version_tuple("2.14.1+cu130") == (2, 14, 1)
+    assert doctor._version_tuple("0.29.1rc1") == (0, 29, 1)
+
+
+def test_cli_doctor_exit_code():
+    assert cli.main(["doctor"]) in (0, 1)
+
+
+def test_cli_without_command_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "doctor" in capsys.readouterr().out
+
+
+def test_bench_unknown_chapter():
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "99_nothing"])
+
+
+def test_bench_writes_json_with_required_fields(tmp_path, monkeypatch):
+    # a stand-in chapter module, so this test checks the report format, not a chapter's training
+    import sys
+    import types
+    mod = types.ModuleType("fake_chapter")
+    mod.bench = lambda: [{"metric": "test_accuracy", "value": 0.5, "dataset": "mnist", "target": ">= 0.4",
+                          "met": True}]
+    monkeypatch.setitem(sys.modules, "fake_chapter", mod)
+    monkeypatch.setitem(bench.CHAPTERS, "99_fake", "fake_chapter")
+    out = tmp_path / "sub" / "out.json"
+    report = bench.run("99_fake", fast=True, json_path=str(out))
+    saved = json.loads(out.read_text())
+    assert saved == report
+    row = saved["results"][0]
+    for key in ["metric", "value", "wall_seconds", "device", "dataset", "mode"]:
+        assert key in row
+    assert row["mode"] == "fast" and row["device"] == "cpu"
