@@ -1,0 +1,526 @@
+"""Variational autoencoders (chapter 4): the reparameterisation trick, the ELBO, and the models.
+
+Everything here is the package copy of what chapter 4 derives step by step:
+- `binarize`: the course's FIXED binarisation (pixel > 0.5 => 1, else 0). Every number in nats in this
+  module is "per image on binarised data" with this rule; another rule (e.g. stochastic binarisation)
+  gives different numbers, so compare like with like.
+- `reparameterize`, `gaussian_kl`, `bernoulli_nll`, `negative_elbo`: the pieces of the loss.
+- `ConvEncoder`, `ConvDecoder`, `MLPEncoder`, `MLPDecoder`, `VAE`: the networks. The conv ones take an
+  optional conditioning vector (`cond_dim`) concatenated to their features, so chapter 6's conditional
+  VAE reuses them unchanged.
+- `train_vae`, `test_negative_elbo`, `importance_weighted_nll`: the training recipe and the metrics.
+- `Autoencoder`, `train_autoencoder`, `denoise`, `inpaint`, `reconstruction_quality`: the chapter's
+  autoencoder and applications.
+- `bench()`: the numbers `textimg-lessons bench 04_vae` reports, with the notebook's recipe.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import get_device, pick, seed_everything
+
+IMAGE_SHAPE = (1, 28, 28)
+NUM_PIXELS = 28 * 28
+BINARIZE_THRESHOLD = 0.5
+LOG_2PI = math.log(2 * math.pi)
+
+# The chapter's recipe (the notebook and bench() both read these, so they cannot drift).
+RECIPE = {
+    "latent_dim": 20,        # the same latent size as the classic MLP baseline, so only the networks differ
+    "batch_size": 128,
+    "lr": 1e-3,
+    "num_epochs": 10,        # full mode; fast mode uses FAST_EPOCHS
+}
+FAST_EPOCHS = 2
+
+
+# ---------------------------------------------------------------- input checks
+
+def _check_tensor(name: str, t) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}; convert it with torch.as_tensor().")
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}; call .float() first.")
+
+
+def _check_pair(name_a: str, a, name_b: str, b) -> None:
+    _check_tensor(name_a, a)
+    _check_tensor(name_b, b)
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} has shape {tuple(a.shape)} but {name_b} has shape {tuple(b.shape)}; "
+                         "they must match.")
+    if a.dim() < 2:
+        raise ValueError(f"{name_a} must be batched, shaped (N, ...), got shape {tuple(a.shape)}; "
+                         "add a batch axis with .unsqueeze(0).")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name_a} is an empty batch (N = 0); pass at least one example.")
+
+
+def _check_images(name: str, x, binary: bool) -> None:
+    _check_tensor(name, x)
+    if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
+        raise ValueError(f"{name} must be images shaped (N, 1, 28, 28), got {tuple(x.shape)}.")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (N = 0); pass at least one image.")
+    if binary and not ((x == 0) | (x == 1)).all():
+        raise ValueError(f"{name} must be binary (0/1) for a likelihood in nats; binarise it first with "
+                         "textimg_lessons.vae.binarize(x).")
+
+
+def binarize(X: torch.Tensor, threshold: float = BINARIZE_THRESHOLD) -> torch.Tensor:
+    """The course's fixed binarisation: 1.0 where a pixel is > threshold (0.5), else 0.0 (chapter 4)."""
+    _check_tensor("X", X)
+    return (X > threshold).to(X.dtype)
+
+
+# ---------------------------------------------------------------- the pieces of the ELBO
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I) and sigma = exp(logvar / 2) (chapter 4).
+
+    Sampling is moved into eps, which does not depend on the parameters, so gradients flow to mu and logvar.
+    """
+    _check_pair("mu", mu, "logvar", logvar)
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device="cpu" if generator is not None else mu.device)
+    return mu + torch.exp(0.5 * logvar) * eps.to(mu.device)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats, summed over latent dims: (N, D) => (N,) (chapter 4).
+
+    Per dim: 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2).
+    """
+    _check_pair("mu", mu, "logvar", logvar)
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
+
+
+def bernoulli_nll(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x | z) for independent Bernoulli pixels, in nats, summed over pixels: (N, ...) => (N,) (chapter 4).
+
+    Computed from logits (binary cross-entropy with logits), which is stable where sigmoid-then-log is not.
+    x must lie in [0, 1]; it is a log-likelihood only when x is binary (see `binarize`).
+    """
+    _check_pair("x_logits", x_logits, "x", x)
+    if (x < 0).any() or (x > 1).any():
+        raise ValueError("x must lie in [0, 1] (pixel probabilities or binary pixels); rescale it, e.g. x / 255.")
+    return F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").flatten(1).sum(1)
+
+
+def negative_elbo(x_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """-ELBO = reconstruction (Bernoulli NLL) + KL(q(z|x) || p(z)), in nats per example: (N,) (chapter 4)."""
+    rec = bernoulli_nll(x_logits, x)
+    kl = gaussian_kl(mu, logvar)
+    if rec.shape != kl.shape:
+        raise ValueError(f"x has {len(rec)} examples but mu has {len(kl)}; pass the same batch to both.")
+    return rec + kl
+
+
+def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last dim: (..., D) => (...). Defaults: N(0, I)."""
+    mu = torch.zeros_like(z) if mu is None else mu
+    logvar = torch.zeros_like(z) if logvar is None else logvar
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
+
+
+# ---------------------------------------------------------------- networks
+
+class ConvEncoder(nn.Module):
+    """q(z | x[, c]): two stride-2 convolutions, then (mu, logvar) (chapter 4; chapter 6 passes c).
+
+    forward(x, c=None): x (N, 1, 28, 28), c (N, cond_dim) => mu, logvar each (N, latent_dim).
+    """
+
+    def __init__(self, latent_dim: int, cond_dim: int = 0, channels: int = 32, hidden: int = 256):
+        super().__init__()
+        if latent_dim < 1 or cond_dim < 0:
+            raise ValueError(f"latent_dim must be >= 1 and cond_dim >= 0, got {latent_dim}, {cond_dim}.")
+        self.latent_dim, self.cond_dim = latent_dim, cond_dim
+        self.features = nn.Sequential(
+            nn.Conv2d(1, channels, 4, stride=2, padding=1), nn.ReLU(),             # (N, 1, 28, 28) => (N, 32, 14, 14)
+            nn.Conv2d(channels, 2 * channels, 4, stride=2, padding=1), nn.ReLU(),  # => (N, 64, 7, 7)
+            nn.Flatten(),                                                           # => (N, 64 * 7 * 7)
+        )
+        self.fc = nn.Sequential(nn.Linear(2 * channels * 49 + cond_dim, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, 2 * latent_dim)  # one layer predicts both mu and logvar
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None):
+        h = _concat_cond(self.features(x), c, self.cond_dim)  # (N, 3136) => (N, 3136 + cond_dim)
+        mu, logvar = self.head(self.fc(h)).chunk(2, dim=1)    # (N, 2D) => 2 x (N, D)
+        return mu, logvar
+
+
+class ConvDecoder(nn.Module):
+    """p(x | z[, c]): the mirror of ConvEncoder; returns pixel logits (N, 1, 28, 28) (chapter 4)."""
+
+    def __init__(self, latent_dim: int, cond_dim: int = 0, channels: int = 32, hidden: int = 256):
+        super().__init__()
+        if latent_dim < 1 or cond_dim < 0:
+            raise ValueError(f"latent_dim must be >= 1 and cond_dim >= 0, got {latent_dim}, {cond_dim}.")
+        self.latent_dim, self.cond_dim, self.channels = latent_dim, cond_dim, channels
+        self.fc = nn.Sequential(nn.Linear(latent_dim + cond_dim, hidden), nn.ReLU(),
+                                nn.Linear(hidden, 2 * channels * 49), nn.ReLU())
+        self.deconv = nn.Sequential(
+            nn.ConvTranspose2d(2 * channels, channels, 4, stride=2, padding=1), nn.ReLU(),  # (N, 64, 7, 7) => (N, 32, 14, 14)
+            nn.ConvTranspose2d(channels, 1, 4, stride=2, padding=1),                       # => (N, 1, 28, 28) logits
+        )
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.fc(_concat_cond(z, c, self.cond_dim))             # (N, D + cond_dim) => (N, 3136)
+        return self.deconv(h.view(-1, 2 * self.channels, 7, 7))    # => (N, 1, 28, 28)
+
+
+class MLPEncoder(nn.Module):
+    """The classic pytorch/examples VAE encoder: 784 => 400 => (mu, logvar) of size latent_dim (baseline)."""
+
+    def __init__(self, latent_dim: int = 20, hidden: int = 400, cond_dim: int = 0):
+        super().__init__()
+        self.latent_dim, self.cond_dim = latent_dim, cond_dim
+        self.fc = nn.Sequential(nn.Linear(NUM_PIXELS + cond_dim, hidden), nn.ReLU())
+        self.mu = nn.Linear(hidden, latent_dim)
+        self.logvar = nn.Linear(hidden, latent_dim)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None):
+        h = self.fc(_concat_cond(x.flatten(1), c, self.cond_dim))  # (N, 1, 28, 28) => (N, 784) => (N, 400)
+        return self.mu(h), self.logvar(h)
+
+
+class MLPDecoder(nn.Module):
+    """The classic pytorch/examples VAE decoder: latent_dim => 400 => 784 logits, shaped (N, 1, 28, 28)."""
+
+    def __init__(self, latent_dim: int = 20, hidden: int = 400, cond_dim: int = 0):
+        super().__init__()
+        self.latent_dim, self.cond_dim = latent_dim, cond_dim
+        self.net = nn.Sequential(nn.Linear(latent_dim + cond_dim, hidden), nn.ReLU(), nn.Linear(hidden, NUM_PIXELS))
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(_concat_cond(z, c, self.cond_dim)).view(-1, *IMAGE_SHAPE)  # (N, 784) => (N, 1, 28, 28)
+
+
+def _concat_cond(h: torch.Tensor, c: torch.Tensor | None, cond_dim: int) -> torch.Tensor:
+    """Append the conditioning vector c (N, cond_dim) to features h (N, F); checks that c fits."""
+    if cond_dim == 0:
+        if c is not None:
+            raise ValueError("this network was built with cond_dim=0 but got a conditioning vector c; "
+                             "build it with cond_dim=c.shape[1] or pass c=None.")
+        return h
+    if c is None:
+        raise ValueError(f"this network was built with cond_dim={cond_dim}; pass c shaped (N, {cond_dim}).")
+    if c.dim() != 2 or c.shape != (h.shape[0], cond_dim):
+        raise ValueError(f"c must be shaped ({h.shape[0]}, {cond_dim}), got {tuple(c.shape)}.")
+    return torch.cat([h, c.to(h.dtype)], dim=1)
+
+
+class VAE(nn.Module):
+    """A VAE with a Gaussian encoder q(z|x), a N(0, I) prior and a Bernoulli decoder p(x|z) (chapter 4).
+
+    kind="conv" (the chapter's model) or "mlp" (the classic 784-400-20 baseline). forward(x) returns
+    (x_logits, mu, logvar); sample(n) draws images from the prior; decode(z) returns pixel logits.
+    cond_dim > 0 makes it conditional: pass c (N, cond_dim) to forward, decode and sample.
+    """
+
+    def __init__(self, latent_dim: int = RECIPE["latent_dim"], kind: str = "conv", cond_dim: int = 0):
+        super().__init__()
+        if kind == "conv":
+            self.encoder, self.decoder = ConvEncoder(latent_dim, cond_dim), ConvDecoder(latent_dim, cond_dim)
+        elif kind == "mlp":
+            self.encoder = MLPEncoder(latent_dim, cond_dim=cond_dim)
+            self.decoder = MLPDecoder(latent_dim, cond_dim=cond_dim)
+        else:
+            raise ValueError(f"kind must be 'conv' or 'mlp', got {kind!r}.")
+        self.latent_dim, self.kind, self.cond_dim = latent_dim, kind, cond_dim
+
+    def encode(self, x: torch.Tensor, c: torch.Tensor | None = None):
+        """x (N, 1, 28, 28) => mu, logvar (N, latent_dim)."""
+        _check_images("x", x, binary=False)
+        return self.encoder(x, c)
+
+    def decode(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """z (N, latent_dim) => pixel logits (N, 1, 28, 28); sigmoid gives pixel probabilities."""
+        _check_tensor("z", z)
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must be shaped (N, {self.latent_dim}), got {tuple(z.shape)}.")
+        return self.decoder(z, c)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        mu, logvar = self.encode(x, c)
+        z = reparameterize(mu, logvar, generator)  # one sample per image: (N, D)
+        return self.decode(z, c), mu, logvar
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
+        """n images drawn from the model: z ~ N(0, I), then pixel probabilities sigmoid(decode(z)): (n, 1, 28, 28)."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}.")
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
+        return torch.sigmoid(self.decode(z, c))
+
+
+# ---------------------------------------------------------------- training and metrics
+
+def _device_of(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
+def train_vae(data, kind: str = "conv", latent_dim: int = RECIPE["latent_dim"], num_epochs: int | None = None,
+              lr: float = RECIPE["lr"], seed: int = 0, batch_size: int = RECIPE["batch_size"],
+              device=None, desc: str | None = None, eval_every_epoch: bool = True):
+    """Train a VAE on binarised `data` (an ImageData) with Adam; return (vae, history) (chapter 4).
+
+    Loss: the mean negative ELBO of a batch. history: "train_nelbo" (mean over each epoch, nats per image),
+    "test_nelbo" (test negative ELBO after each epoch, nats per image), "seconds" (training wall time,
+    not counting the per-epoch evaluation). num_epochs defaults to the recipe (10; 2 in fast mode).
+    """
+    num_epochs = pick(RECIPE["num_epochs"], FAST_EPOCHS) if num_epochs is None else num_epochs
+    if num_epochs < 1:
+        raise ValueError(f"num_epochs must be at least 1, got {num_epochs}")
+    X_train, X_test = binarize(data.X_train), binarize(data.X_test)
+    if len(X_train) == 0:
+        raise ValueError("the training set is empty; pass an ImageData with images in X_train.")
+    seed_everything(seed)
+    device = device or get_device()
+    vae = VAE(latent_dim, kind).to(device)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
+    order_gen = torch.Generator().manual_seed(seed)
+    history = {"train_nelbo": [], "test_nelbo": [], "seconds": 0.0}
+    train_seconds = 0.0
+    bar = tqdm(range(num_epochs), desc=desc or f"{kind} VAE (latent {latent_dim})")
+    for _ in bar:
+        start = time.perf_counter()
+        vae.train()
+        total = 0.0
+        for idx in torch.randperm(len(X_train), generator=order_gen).split(batch_size):
+            x = X_train[idx].to(device)
+            loss = negative_elbo(*_forward_for_loss(vae, x)).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(x)
+        train_seconds += time.perf_counter() - start
+        history["train_nelbo"].append(total / len(X_train))
+        if eval_every_epoch or _ == num_epochs - 1:
+            history["test_nelbo"].append(test_negative_elbo(vae, X_test))
+        bar.set_postfix(train=f"{history['train_nelbo'][-1]:.1f}",
+                        test=f"{history['test_nelbo'][-1]:.1f}" if history["test_nelbo"] else "-")
+    history["seconds"] = train_seconds
+    vae.eval()
+    return vae, history
+
+
+def _forward_for_loss(vae: VAE, x: torch.Tensor):
+    x_logits, mu, logvar = vae(x)
+    return x_logits, x, mu, logvar
+
+
+@torch.no_grad()
+def test_negative_elbo(vae: VAE, X: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> float:
+    """Mean negative ELBO in nats per image on binary X (one z sample per image, seeded) (chapter 4)."""
+    _check_images("X", X, binary=True)
+    was_training = vae.training
+    vae.eval()
+    device, gen = _device_of(vae), torch.Generator().manual_seed(seed)
+    total = 0.0
+    for i in range(0, len(X), batch_size):
+        x = X[i:i + batch_size].to(device)
+        x_logits, mu, logvar = vae(x, generator=gen)
+        total += negative_elbo(x_logits, x, mu, logvar).sum().item()
+    vae.train(was_training)
+    return total / len(X)
+
+
+@torch.no_grad()
+def log_importance_weights(vae: VAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): (k, N) (chapter 4)."""
+    mu, logvar = vae.encode(x)                                  # (N, D)
+    mu_k, logvar_k = mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape)  # => (k, N, D)
+    z = reparameterize(mu_k.reshape(-1, mu.shape[1]), logvar_k.reshape(-1, mu.shape[1]), generator)
+    x_logits = vae.decode(z)                                    # (k * N, D) => (k * N, 1, 28, 28)
+    log_px_z = -bernoulli_nll(x_logits, x.expand(k, *x.shape).reshape(-1, *x.shape[1:]))  # (k * N,)
+    z = z.view(k, *mu.shape)
+    return log_px_z.view(k, -1) + gaussian_log_prob(z) - gaussian_log_prob(z, mu_k, logvar_k)
+
+
+@torch.no_grad()
+def importance_weighted_nll(vae: VAE, X: torch.Tensor, k: int = 100, batch_size: int = 100, seed: int = 0) -> float:
+    """IWAE estimate of -log p(x) in nats per image on binary X (chapter 4).
+
+    -log p(x) <= -log (1/k) sum_i w_i with w_i = p(x, z_i) / q(z_i | x); the bound tightens as k grows and
+    k = 1 is the single-sample ELBO. logsumexp keeps the sum of tiny weights (e^-200) from underflowing.
+    """
+    _check_images("X", X, binary=True)
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int (number of importance samples), got {k!r}.")
+    was_training = vae.training
+    vae.eval()
+    device, gen = _device_of(vae), torch.Generator().manual_seed(seed)
+    total = 0.0
+    for i in range(0, len(X), batch_size):
+        log_w = log_importance_weights(vae, X[i:i + batch_size].to(device), k, gen)  # (k, n)
+        total += -(torch.logsumexp(log_w, dim=0) - math.log(k)).sum().item()
+    vae.train(was_training)
+    return total / len(X)
+
+
+# ---------------------------------------------------------------- the plain autoencoder
+
+class Autoencoder(nn.Module):
+    """A deterministic autoencoder with the VAE's conv networks: x => code => logits (chapter 4, part 1).
+
+    It reuses ConvEncoder's mu head as the code (logvar is ignored), so the only difference from the VAE
+    is the loss: reconstruction only, no noise and no KL.
+    """
+
+    def __init__(self, latent_dim: int = RECIPE["latent_dim"]):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.encoder, self.decoder = ConvEncoder(latent_dim), ConvDecoder(latent_dim)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)[0]      # (N, 1, 28, 28) => (N, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encode(x))  # => logits (N, 1, 28, 28)
+
+
+def reconstruction_loss(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of the per-image Bernoulli NLL (the autoencoder's loss; a fit() loss_fn)."""
+    return bernoulli_nll(x_logits, x).mean()
+
+
+def train_autoencoder(X: torch.Tensor, latent_dim: int = RECIPE["latent_dim"], num_epochs: int = 2,
+                      lr: float = RECIPE["lr"], seed: int = 0, batch_size: int = RECIPE["batch_size"]):
+    """Train an Autoencoder on binarised images X with the course's fit() loop; return (ae, history)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from .train import fit
+    Xb = binarize(X)
+    _check_images("X", Xb, binary=True)
+    seed_everything(seed)
+    ae = Autoencoder(latent_dim)
+    # fit() computes loss_fn(net(X), y); giving the images as their own targets turns it into an AE loop
+    loader = DataLoader(TensorDataset(Xb, Xb), batch_size=batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    history = fit(ae, loader, num_epochs, lr=lr, loss_fn=reconstruction_loss, desc="autoencoder")
+    ae.eval()
+    return ae, history
+
+
+# ---------------------------------------------------------------- applications and image metrics
+
+@torch.no_grad()
+def reconstruct(vae: VAE, x: torch.Tensor) -> torch.Tensor:
+    """Pixel probabilities of the decoder at the posterior mean: sigmoid(decode(mu(x))): (N, 1, 28, 28)."""
+    device = _device_of(vae)
+    mu, _ = vae.encode(x.to(device))
+    return torch.sigmoid(vae.decode(mu)).cpu()
+
+
+def flip_pixels(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Salt-and-pepper noise on binary images: flip each pixel with probability p."""
+    _check_images("x", x, binary=True)
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be a probability in [0, 1], got {p}.")
+    flips = (torch.rand(x.shape, generator=generator) < p).to(x.dtype)
+    return (x - flips).abs()  # 0 -> 1 and 1 -> 0 where flips == 1
+
+
+def denoise(vae: VAE, x_noisy: torch.Tensor) -> torch.Tensor:
+    """Denoising with a VAE: encode the noisy image, decode the posterior mean (chapter 4)."""
+    return reconstruct(vae, x_noisy)
+
+
+@torch.no_grad()
+def inpaint(vae: VAE, x: torch.Tensor, known: torch.Tensor, steps: int = 20) -> torch.Tensor:
+    """Fill the unknown pixels of x (known == 0) by iterating: reconstruct, then restore the known pixels.
+
+    Starts the missing region at 0.5 (no information); each step projects the image towards what the VAE
+    can explain while keeping what we observed. Returns pixel probabilities (N, 1, 28, 28).
+    """
+    if known.shape != x.shape:
+        raise ValueError(f"known must have the shape of x {tuple(x.shape)}, got {tuple(known.shape)}.")
+    known = known.to(x.dtype)
+    current = x * known + 0.5 * (1 - known)
+    for _ in range(steps):
+        current = x * known + reconstruct(vae, current) * (1 - known)
+    return current
+
+
+def reconstruction_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
+    """PSNR (dB) and SSIM of pred vs target images in [0, 1], with torchmetrics (data_range 1)."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+    _check_images("pred", pred, binary=False)
+    _check_images("target", target, binary=False)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape.")
+    pred, target = pred.float().clamp(0, 1), target.float()
+    psnr = peak_signal_noise_ratio(pred, target, data_range=1.0)
+    ssim = structural_similarity_index_measure(pred, target, data_range=1.0)
+    return {"psnr": float(psnr), "ssim": float(ssim)}
+
+
+# ---------------------------------------------------------------- benchmark
+
+IWAE_K = 100
+IWAE_IMAGES = 2000   # the IWAE estimate uses the first 2,000 test images (k = 100 decodes each)
+
+
+def compare_conv_mlp(data, num_epochs: int | None = None, seed: int = 0) -> dict:
+    """The chapter's comparison: conv VAE vs the MLP baseline, same data, latent size, optimiser and epochs.
+
+    Returns {"conv": {...}, "mlp": {...}} with the model, history, test negative ELBO, IWAE NLL and
+    reconstruction PSNR/SSIM (decoded posterior mean vs the binarised test image) for each.
+    """
+    X_test = binarize(data.X_test)
+    X_iw = X_test[:pick(IWAE_IMAGES, 200)]
+    k = pick(IWAE_K, 10)
+    out = {}
+    for kind in ("conv", "mlp"):
+        vae, history = train_vae(data, kind=kind, num_epochs=num_epochs, seed=seed)
+        quality = reconstruction_quality(reconstruct(vae, X_test), X_test)
+        out[kind] = {"vae": vae, "history": history, "test_nelbo": history["test_nelbo"][-1],
+                     "iwae_nll": importance_weighted_nll(vae, X_iw, k=k), "iwae_k": k, "iwae_images": len(X_iw),
+                     **quality, "train_seconds": history["seconds"],
+                     "params": sum(p.numel() for p in vae.parameters())}
+    return out
+
+
+def bench() -> list:
+    """Conv VAE vs MLP VAE on binarised Fashion-MNIST with the notebook's recipe (chapter 4)."""
+    from .data import load_fashion_mnist
+    data = load_fashion_mnist(verbose=False)
+    ds = "Fashion-MNIST (binarised > 0.5)" + (" [fast subset]" if "fast" in data.source else "")
+    start = time.perf_counter()
+    res = compare_conv_mlp(data)
+    wall = time.perf_counter() - start
+    rows = []
+    for kind in ("conv", "mlp"):
+        r = res[kind]
+        sec = r["train_seconds"]
+        rows += [
+            {"metric": f"{kind} VAE test negative ELBO (nats/image)", "value": r["test_nelbo"], "dataset": ds,
+             "target": None, "met": None, "wall_seconds": sec},
+            {"metric": f"{kind} VAE IWAE NLL k={r['iwae_k']} (nats/image, first {r['iwae_images']} test)",
+             "value": r["iwae_nll"], "dataset": ds, "target": None, "met": None, "wall_seconds": sec},
+            {"metric": f"{kind} VAE reconstruction PSNR (dB)", "value": r["psnr"], "dataset": ds,
+             "target": None, "met": None, "wall_seconds": sec},
+            {"metric": f"{kind} VAE reconstruction SSIM", "value": r["ssim"], "dataset": ds,
+             "target": None, "met": None, "wall_seconds": sec},
+        ]
+    conv, mlp = res["conv"], res["mlp"]
+    rows += [
+        {"metric": "conv VAE train wall time (s)", "value": conv["train_seconds"], "dataset": ds,
+         "target": "<= 600", "met": conv["train_seconds"] <= 600, "wall_seconds": conv["train_seconds"]},
+        {"metric": "mlp VAE train wall time (s)", "value": mlp["train_seconds"], "dataset": ds,
+         "target": None, "met": None, "wall_seconds": mlp["train_seconds"]},
+        {"metric": "conv - mlp test negative ELBO (nats/image, same epochs)",
+         "value": conv["test_nelbo"] - mlp["test_nelbo"], "dataset": ds, "target": "<= 0",
+         "met": conv["test_nelbo"] <= mlp["test_nelbo"], "wall_seconds": wall},
+    ]
+    return rows
