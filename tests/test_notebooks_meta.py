@@ -1,0 +1,67 @@
+"""Static checks of the committed notebooks: Colab cells, nbgrader metadata, stored outputs, no local paths."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from textimg_lessons import colab
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+IDS = [p.name for p in NOTEBOOKS]
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def _src(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def test_course_has_its_first_chapters():
+    names = {p.stem for p in NOTEBOOKS}
+    assert {"00_start_here", "01_backprop"} <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_colab_badge_and_setup_cell(path):
+    assert colab.check(str(path)) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_nbgrader_metadata_is_valid(path):
+    cells = _cells(path)
+    ids = [c["metadata"]["nbgrader"]["grade_id"] for c in cells if "nbgrader" in c.get("metadata", {})]
+    assert len(ids) == len(set(ids)), f"duplicate grade_id in {path.name}"
+    graded = 0
+    for c in cells:
+        nb = c.get("metadata", {}).get("nbgrader")
+        if not nb:
+            assert c["cell_type"] != "code" or "### BEGIN SOLUTION" not in _src(c), f"solution region without nbgrader metadata in {path.name}"
+            continue
+        assert nb.get("schema_version") == 3
+        src = _src(c)
+        if nb.get("solution"):
+            assert "### BEGIN SOLUTION" in src and "### END SOLUTION" in src, nb["grade_id"]
+        if nb.get("grade"):
+            assert nb.get("locked") and nb.get("points", 0) > 0, nb["grade_id"]
+            graded += 1
+            if c["cell_type"] == "code":
+                assert "### BEGIN HIDDEN TESTS" in src and "### END HIDDEN TESTS" in src, nb["grade_id"]
+    if not path.name.startswith("00_"):
+        assert graded >= 3, f"{path.name} has {graded} graded exercises; the course asks for at least 3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_outputs_committed_and_clean(path):
+    cells = _cells(path)
+    code = [c for c in cells if c["cell_type"] == "code"]
+    with_output = [c for c in code if c.get("outputs")]
+    assert len(with_output) >= len(code) // 2, f"{path.name}: commit it with outputs from a full run"
+    text = path.read_text()
+    assert "fast mode subset" not in text, f"{path.name}: stored outputs come from a fast-mode run"
+    assert not re.search(r"/(work|root|home|tmp)/[A-Za-z]", text), f"{path.name} leaks a local path"
+    for c in code:
+        assert not any(o.get("output_type") == "error" for o in c.get("outputs", [])), path.name
