@@ -169,7 +169,7 @@ def test_mlp_baseline_has_the_classic_parameter_count():
 
 
 def test_conditional_encoder_decoder_use_c():
-    enc, dec = V.ConvEncoder(3, cond_dim=10), V.ConvDecoder(3, cond_dim=10)
+    enc, dec = V.ConvEncoder(3, cond_dim=10).eval(), V.ConvDecoder(3, cond_dim=10).eval()
     x, z = _images(2), torch.zeros(2, 3)
     c0, c1 = torch.zeros(2, 10), torch.eye(10)[:2]
     assert enc(x, c0)[0].shape == (2, 3) and dec(z, c0).shape == (2, 1, 28, 28)
@@ -187,7 +187,7 @@ def test_sample_is_reproducible_with_a_generator():
 
 def test_iwae_k1_equals_single_sample_elbo_with_same_eps():
     torch.manual_seed(0)
-    vae = V.VAE(latent_dim=4, kind="mlp").double()
+    vae = V.VAE(latent_dim=4, kind="conv").double().eval()  # conv: batch norm must be in eval mode too
     x = _images(3).double()
     log_w = V.log_importance_weights(vae, x, k=1, generator=torch.Generator().manual_seed(7))
     mu, logvar = vae.encode(x)
@@ -212,7 +212,7 @@ def test_iwae_bound_is_tighter_than_elbo_in_expectation():
 
 def test_test_negative_elbo_equals_mean_of_negative_elbo():
     torch.manual_seed(0)
-    vae = V.VAE(latent_dim=4, kind="mlp")
+    vae = V.VAE(latent_dim=4, kind="conv").eval()
     x = _images(6)
     got = V.test_negative_elbo(vae, x, batch_size=4, seed=3)
     g = torch.Generator().manual_seed(3)
