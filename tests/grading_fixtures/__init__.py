@@ -1,0 +1,1 @@
+"""Helpers for tests/test_grading.py: tiny synthetic chapters and adversarial submissions."""
