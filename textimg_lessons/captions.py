@@ -283,3 +283,26 @@ def all_captions(dataset: str, family: str) -> set:
     combos = [dict(zip(ATTRIBUTE_WORDS, ws)) for ws in itertools.product(*ATTRIBUTE_WORDS.values())]
     return {render(t, w, words) for t in templates(dataset, family)
             for cls_words in class_words(dataset, family) for w in cls_words for words in combos}
+
+
+def caption_distribution(dataset: str, family: str = "train") -> dict:
+    """{caption: probability} of the generator behind `caption_corpus` (dataset may be "both").
+
+    Its entropy is the lowest loss any language model can reach on the corpus: the templates and
+    words are drawn at random, so part of each caption cannot be predicted.
+    """
+    import itertools
+    names = DATASETS if str(dataset).lower() == "both" else (_check_dataset(dataset),)
+    family = _check_family(family)
+    probs: dict = {}
+    for name in names:
+        temps = templates(name, family)
+        for t in temps:
+            slots = sorted(set(re.findall(r"{(\w+)}", t)) - {"cls"})
+            for cls_words in class_words(name, family):
+                for w in cls_words:
+                    for combo in itertools.product(*(ATTRIBUTE_WORDS[k] for k in slots)):
+                        p = 1 / len(names) / len(temps) / 10 / len(cls_words) / 3 ** len(slots)
+                        s = render(t, w, dict(zip(slots, combo)))
+                        probs[s] = probs.get(s, 0.0) + p
+    return probs
