@@ -14,7 +14,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from .config import pick, seed_everything
+from .config import get_device, pick, seed_everything
 
 # ---------------------------------------------------------------- input validation
 
@@ -196,14 +196,16 @@ class ManualMLP:
     N(0, 2 / in), which keeps ReLU activations from shrinking or growing layer after layer; biases start at 0.
     """
 
-    def __init__(self, sizes=(784, 256, 10), seed: int = 0, dtype=torch.float32):
+    def __init__(self, sizes=(784, 256, 10), seed: int = 0, dtype=torch.float32, device="cpu"):
         sizes = tuple(int(s) for s in sizes)
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes must list at least an input and an output width, all >= 1; got {sizes}.")
         g = torch.Generator().manual_seed(seed)
         self.sizes = sizes
-        self.W = [torch.randn(o, i, generator=g, dtype=dtype) * (2.0 / i) ** 0.5 for i, o in zip(sizes, sizes[1:])]
-        self.b = [torch.zeros(o, dtype=dtype) for o in sizes[1:]]
+        # drawn on the CPU so that a seed gives the same network on every device
+        self.W = [(torch.randn(o, i, generator=g, dtype=dtype) * (2.0 / i) ** 0.5).to(device)
+                  for i, o in zip(sizes, sizes[1:])]
+        self.b = [torch.zeros(o, dtype=dtype, device=device) for o in sizes[1:]]
         self.vW = [torch.zeros_like(w) for w in self.W]  # momentum buffers
         self.vb = [torch.zeros_like(b) for b in self.b]
         self.cache = None
@@ -226,7 +228,7 @@ class ManualMLP:
         X = X.flatten(1)  # (N, 1, 28, 28) => (N, 784)
         if X.shape[1] != self.sizes[0]:
             raise ValueError(f"each input has {X.shape[1]} values but the network expects {self.sizes[0]}.")
-        return X.to(self.W[0].dtype)
+        return X.to(device=self.W[0].device, dtype=self.W[0].dtype)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Logits (N, classes); caches each layer's input and pre-activation for backward."""
@@ -275,19 +277,19 @@ class ManualMLP:
     def accuracy(self, X: torch.Tensor, y: torch.Tensor) -> float:
         if len(X) != len(y) or len(X) == 0:
             raise ValueError(f"need the same non-zero number of inputs and labels, got {len(X)} and {len(y)}.")
-        return (self.predict(X) == y).double().mean().item()
+        return (self.predict(X).cpu() == y.cpu()).double().mean().item()
 
 
 def train_manual_mlp(data, hidden=None, num_epochs: int | None = None, lr: float = 0.1,
                      batch_size: int = 32, momentum: float = 0.9, weight_decay: float = 5e-4, seed: int = 0,
-                     progress: bool = True, num_threads: int | None = 1):
+                     progress: bool = True, num_threads: int | None = 1, device=None):
     """Train a ManualMLP on `data` (an ImageData) with hand-written gradients and mini-batch SGD. Chapter 1.
 
     hidden: hidden widths (int or tuple), default pick((256,), (64,)); num_epochs: default pick(20, 8).
     The learning rate decays linearly to 0 over training (large steps early, fine steps at the end).
     num_threads: torch threads while training (None keeps the current setting). The default 1 is deliberate:
     matrices this small gain little from a second thread, and on a busy shared CPU two spinning threads made
-    each step 20x slower in our measurements.
+    each step 20x slower in our measurements. device: default get_device() (CPU, CUDA or MPS).
     Returns (net, history) with per-epoch lists "loss" (mean train loss), "train_acc", "test_acc" and
     "seconds" (training wall time, float).
     """
@@ -301,7 +303,9 @@ def train_manual_mlp(data, hidden=None, num_epochs: int | None = None, lr: float
     if len(X) == 0:
         raise ValueError("the training set is empty; load data with at least one example.")
     num_classes = len(data.classes) or int(y.max()) + 1
-    net = ManualMLP((X.shape[1], *hidden, num_classes), seed=seed)
+    device = get_device() if device is None else torch.device(device)
+    X, y = X.to(device), y.to(device)
+    net = ManualMLP((X.shape[1], *hidden, num_classes), seed=seed, device=device)
     g = seed_everything(seed)
     history = {"loss": [], "train_acc": [], "test_acc": []}
     old_threads = torch.get_num_threads()
@@ -322,7 +326,7 @@ def _train_epochs(net, X, y, data, num_epochs, lr, batch_size, momentum, weight_
     with torch.no_grad():  # every gradient below is computed by hand
         bar = tqdm(range(num_epochs), desc="manual MLP", disable=not progress)
         for _ in bar:
-            order = torch.randperm(len(X), generator=g)
+            order = torch.randperm(len(X), generator=g).to(X.device)
             total = 0.0
             for i in range(0, len(X), batch_size):
                 idx = order[i:i + batch_size]
