@@ -178,7 +178,8 @@ def diversity(images: Tensor) -> float:
     if not isinstance(images, Tensor):
         raise TypeError(f"images must be a torch.Tensor (N, ...), got {type(images).__name__}.")
     if images.dim() < 2:
-        raise ValueError(f"images must be a batch (N, ...) with at least 2 dimensions, got shape {tuple(images.shape)}.")
+        raise ValueError(f"images must be a batch (N, ...) with at least 2 dimensions, "
+                         f"got shape {tuple(images.shape)}.")
     if images.shape[0] < 2:
         raise ValueError(f"diversity needs at least 2 images to form a pair, got {images.shape[0]}.")
     flat = images.detach().flatten(1).double().cpu()  # (N, 1, 28, 28) => (N, 784)

@@ -1,0 +1,430 @@
+"""Generative adversarial networks (chapter 3): losses, MLP and DCGAN models, WGAN-GP, training and bench.
+
+Conventions used throughout:
+- Images enter training in [0, 1] (the course's ImageData) and are mapped to [-1, 1] because the
+  generators end in tanh; `sample()` maps generated images back to [0, 1] for plots and metrics.
+- Discriminators return *logits* of shape (N,), never probabilities: `binary_cross_entropy_with_logits`
+  computes log(sigmoid(l)) as -softplus(-l), which stays finite where log(sigmoid(l)) would be log(0).
+- L_D = -[log D(x) + log(1 - D(G(z)))]; non-saturating L_G = -log D(G(z)) (chapter 3 derives both).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .config import fast_mode, get_device, pick, seed_everything
+
+KINDS = ("mlp", "dcgan", "dcgan-sn", "wgan-gp")
+
+
+# ---------------------------------------------------------------- input checks
+
+def _check_logits(name: str, logits) -> Tensor:
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of discriminator logits, got {type(logits).__name__}.")
+    if not logits.is_floating_point():
+        raise TypeError(f"{name} must be float logits, got {logits.dtype}.")
+    if logits.numel() == 0:
+        raise ValueError(f"{name} is empty; a loss over 0 samples is undefined. Pass at least one logit.")
+    return logits
+
+
+def _check_z(z, z_dim: int) -> None:
+    if not isinstance(z, Tensor):
+        raise TypeError(f"z must be a torch.Tensor (N, {z_dim}), got {type(z).__name__}.")
+    if z.dim() != 2 or z.shape[1] != z_dim:
+        raise ValueError(f"z must have shape (N, {z_dim}), got {tuple(z.shape)}; "
+                         f"draw it with torch.randn(N, {z_dim}).")
+    if z.shape[0] == 0:
+        raise ValueError("z is empty (N = 0); ask for at least one sample.")
+
+
+def _check_x(x) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor (N, 1, 28, 28), got {type(x).__name__}.")
+    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        raise ValueError(f"the discriminator takes images (N, 1, 28, 28), got {tuple(x.shape)}; "
+                         "reshape with x.view(-1, 1, 28, 28).")
+    if x.shape[0] == 0:
+        raise ValueError("x is empty (N = 0); pass at least one image.")
+
+
+# ---------------------------------------------------------------- losses
+
+def d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Discriminator loss -[log D(x) + log(1 - D(G(z)))], batch means, from logits.
+
+    Real images get target 1, generated ones target 0 (one seed swaps them: then D learns the opposite
+    and the generator is pushed *away* from the data). Targets are built with ones_like/zeros_like so
+    they always have the logits' shape (another seed's BCELoss got (N,) targets for (N, 1) outputs).
+    """
+    real_logits = _check_logits("real_logits", real_logits)
+    fake_logits = _check_logits("fake_logits", fake_logits)
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))   # -log D(x)
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))  # -log(1 - D(G(z)))
+    return real + fake
+
+
+def g_loss_nonsaturating(fake_logits: Tensor) -> Tensor:
+    """Non-saturating generator loss -log D(G(z)) = softplus(-l), batch mean.
+
+    Its gradient is large exactly when D confidently rejects the fakes (early training), unlike
+    log(1 - D(G(z))), whose gradient vanishes there.
+    """
+    fake_logits = _check_logits("fake_logits", fake_logits)
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def g_loss_minimax(fake_logits: Tensor) -> Tensor:
+    """The original minimax generator loss log(1 - D(G(z))) = -softplus(l), batch mean (to be minimised)."""
+    fake_logits = _check_logits("fake_logits", fake_logits)
+    return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+
+
+def wgan_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """WGAN critic loss E[f(G(z))] - E[f(x)] (the critic's scores are unbounded, no sigmoid)."""
+    return _check_logits("fake_scores", fake_scores).mean() - _check_logits("real_scores", real_scores).mean()
+
+
+def wgan_generator_loss(fake_scores: Tensor) -> Tensor:
+    """WGAN generator loss -E[f(G(z))]."""
+    return -_check_logits("fake_scores", fake_scores).mean()
+
+
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
+                     eps: Tensor | None = None) -> Tensor:
+    """WGAN-GP penalty E[(||grad_x f(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake.
+
+    eps ~ U(0, 1), one per sample (pass `eps` of shape (N,) to fix it). The graph is kept
+    (create_graph=True) so that the penalty can be backpropagated into the critic's weights.
+    """
+    if not isinstance(real, Tensor) or not isinstance(fake, Tensor):
+        raise TypeError("real and fake must be torch.Tensors of images (N, C, H, W).")
+    if real.shape != fake.shape:
+        raise ValueError(f"real {tuple(real.shape)} and fake {tuple(fake.shape)} must have the same shape; "
+                         "draw as many fakes as there are real images in the batch.")
+    if real.dim() < 2 or real.shape[0] == 0:
+        raise ValueError(f"real and fake must be non-empty batches (N, ...), got shape {tuple(real.shape)}.")
+    n = real.shape[0]
+    if eps is None:
+        eps = torch.rand(n, device=real.device, dtype=real.dtype)
+    if eps.shape != (n,):
+        raise ValueError(f"eps must have shape ({n},), one mixing weight per sample; got {tuple(eps.shape)}.")
+    eps = eps.view(n, *([1] * (real.dim() - 1)))  # (N,) => (N, 1, 1, 1) to broadcast over pixels
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)  # (N, 1, 28, 28)
+    grad_norm = grad.flatten(1).norm(2, dim=1)  # (N, 784) => (N,)
+    return ((grad_norm - 1) ** 2).mean()
+
+
+# ---------------------------------------------------------------- models
+
+def _maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(layer) if on else layer
+
+
+class MLPGenerator(nn.Module):
+    """The seeds' fully connected generator: z (N, z_dim) => images (N, 1, 28, 28) in [-1, 1]."""
+
+    def __init__(self, z_dim: int = 100, hidden=(256, 512, 1024)):
+        super().__init__()
+        self.z_dim = z_dim
+        layers, d = [], z_dim
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
+            d = h
+        self.net = nn.Sequential(*layers, nn.Linear(d, 28 * 28), nn.Tanh())
+
+    def forward(self, z: Tensor) -> Tensor:
+        _check_z(z, self.z_dim)
+        return self.net(z).view(-1, 1, 28, 28)  # (N, 784) => (N, 1, 28, 28)
+
+
+class MLPDiscriminator(nn.Module):
+    """The seeds' fully connected discriminator: images (N, 1, 28, 28) => logits (N,) (no sigmoid)."""
+
+    def __init__(self, hidden=(1024, 512, 256), dropout: float = 0.3, spectral_norm: bool = False):
+        super().__init__()
+        layers, d = [], 28 * 28
+        for h in hidden:
+            layers += [_maybe_sn(nn.Linear(d, h), spectral_norm), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+            d = h
+        self.net = nn.Sequential(*layers, _maybe_sn(nn.Linear(d, 1), spectral_norm))
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_x(x)
+        return self.net(x.flatten(1)).squeeze(1)  # (N, 784) => (N, 1) => (N,)
+
+
+class DCGANGenerator(nn.Module):
+    """Convolutional generator: z (N, z_dim) => (N, 2w, 7, 7) => (N, w, 14, 14) => (N, 1, 28, 28) in [-1, 1].
+
+    Transposed convolutions upsample by 2; batch norm keeps the activations' scale steady while D moves.
+    """
+
+    def __init__(self, z_dim: int = 64, width: int = 32):
+        super().__init__()
+        self.z_dim, self.width = z_dim, width
+        self.project = nn.Sequential(nn.Linear(z_dim, 2 * width * 7 * 7, bias=False),
+                                     nn.BatchNorm1d(2 * width * 7 * 7), nn.ReLU())
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),  # 7x7 => 14x14
+            nn.BatchNorm2d(width), nn.ReLU(),
+            nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1),  # 14x14 => 28x28
+            nn.Tanh())
+
+    def forward(self, z: Tensor) -> Tensor:
+        _check_z(z, self.z_dim)
+        h = self.project(z).view(-1, 2 * self.width, 7, 7)  # (N, z_dim) => (N, 2w, 7, 7)
+        return self.up(h)  # (N, 2w, 7, 7) => (N, 1, 28, 28)
+
+
+class DCGANDiscriminator(nn.Module):
+    """Convolutional discriminator (or WGAN critic): (N, 1, 28, 28) => (N, w, 14, 14) => (N, 2w, 7, 7) => (N,).
+
+    No batch norm, so each sample's score depends on that sample only (the gradient penalty needs this);
+    `spectral_norm=True` divides every weight by its largest singular value, bounding how fast D can change.
+    """
+
+    def __init__(self, width: int = 32, spectral_norm: bool = False):
+        super().__init__()
+        self.net = nn.Sequential(
+            _maybe_sn(nn.Conv2d(1, width, 4, stride=2, padding=1), spectral_norm),  # 28x28 => 14x14
+            nn.LeakyReLU(0.2),
+            _maybe_sn(nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), spectral_norm),  # 14x14 => 7x7
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),  # (N, 2w, 7, 7) => (N, 2w * 49)
+            _maybe_sn(nn.Linear(2 * width * 7 * 7, 1), spectral_norm))
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_x(x)
+        return self.net(x).squeeze(1)  # (N, 1) => (N,)
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def make_models(kind: str, z_dim: int | None = None, width: float | None = None):
+    """(G, D) for a kind of GAN: "mlp", "dcgan", "dcgan-sn" (spectral norm in D) or "wgan-gp".
+
+    width: DCGAN channel width (default 32); for "mlp" a multiplier of the seeds' hidden sizes (default 1).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind == "mlp":
+        scale = 1.0 if width is None else float(width)
+        hidden = tuple(max(8, int(h * scale)) for h in (256, 512, 1024))
+        return (MLPGenerator(z_dim or 100, hidden=hidden),
+                MLPDiscriminator(hidden=tuple(reversed(hidden))))
+    width = width or 32
+    return (DCGANGenerator(z_dim or 64, width),
+            DCGANDiscriminator(width, spectral_norm=(kind == "dcgan-sn")))
+
+
+# ---------------------------------------------------------------- sampling and training
+
+@torch.no_grad()
+def sample(G: nn.Module, n: int, seed: int = 0, batch_size: int = 500) -> Tensor:
+    """n generated images (n, 1, 28, 28) in [0, 1] on the CPU, from noise fixed by `seed`.
+
+    G runs in eval mode (batch norm uses its running averages), so an image does not depend on the
+    other images in its batch; G's mode is restored afterwards.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not hasattr(G, "z_dim"):
+        raise TypeError(f"G ({type(G).__name__}) has no z_dim attribute; use a generator from textimg_lessons.gan.")
+    device = next(G.parameters()).device
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    was_training = G.training
+    G.eval()
+    try:
+        out = torch.cat([G(z[i:i + batch_size].to(device)).cpu() for i in range(0, n, batch_size)])
+    finally:
+        G.train(was_training)
+    return ((out + 1) / 2).clamp(0, 1)  # tanh's [-1, 1] => [0, 1]
+
+
+def _train_images(data) -> Tensor:
+    X = getattr(data, "X_train", data)
+    if not isinstance(X, Tensor):
+        raise TypeError(f"data must be an ImageData (from load_fashion_mnist()) or a tensor (N, 1, 28, 28), "
+                        f"got {type(data).__name__}.")
+    if X.dim() != 4 or tuple(X.shape[1:]) != (1, 28, 28):
+        raise ValueError(f"training images must be (N, 1, 28, 28), got {tuple(X.shape)}.")
+    if not X.is_floating_point() or float(X.min()) < 0 or float(X.max()) > 1:
+        raise ValueError("training images must be floats in [0, 1], as the course's loaders return them.")
+    return X
+
+
+def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 64, lr: float = 2e-4,
+              betas=(0.5, 0.999), z_dim: int | None = None, width: int | None = None,
+              g_loss: str = "nonsaturating", g_lr: float | None = None, d_lr: float | None = None,
+              n_critic: int = 5, gp_weight: float = 10.0, num_grid: int = 32, seed: int = 0, device=None,
+              callback: Callable | None = None, G: nn.Module | None = None, D: nn.Module | None = None,
+              desc: str | None = None):
+    """Train a GAN on images in [0, 1]; return (G, D, history).
+
+    kind: "mlp" (the seeds' MLP GAN, fixed), "dcgan", "dcgan-sn" (spectral norm in D) or "wgan-gp"
+    (DCGAN networks, Wasserstein loss with gradient penalty, the generator updated every `n_critic` batches).
+    g_loss: "nonsaturating" (-log D(G(z)), the default) or "minimax" (log(1 - D(G(z)))).
+    g_lr, d_lr: learning rates of G and D when they differ from `lr` (d_lr=0 freezes D: G then collapses
+    onto whatever the fixed D likes best, the chapter's mode-collapse experiment).
+    history: per-epoch means "d_loss", "g_loss", "d_real", "d_fake" (mean D(x), D(G(z)) probabilities, or
+    critic scores for WGAN-GP); per-update "d_loss_step", "g_loss_step"; "grids": num_grid images in [0, 1]
+    from the same noise after every epoch; "seconds" of training. `callback(epoch, G, history)` runs after
+    each epoch (e.g. to show the grid).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if g_loss not in ("nonsaturating", "minimax"):
+        raise ValueError(f"g_loss must be 'nonsaturating' or 'minimax', got {g_loss!r}")
+    if not isinstance(num_epochs, int) or num_epochs < 1:
+        raise ValueError(f"num_epochs must be a positive int, got {num_epochs!r}")
+    X = _train_images(data)
+    if batch_size < 2 or batch_size > len(X):
+        raise ValueError(f"batch_size must be between 2 (batch norm needs two samples) and the number of "
+                         f"training images ({len(X)}), got {batch_size}.")
+    seed_everything(seed)
+    device = device or get_device()
+    if G is None or D is None:
+        G0, D0 = make_models(kind, z_dim, width)
+        G, D = G or G0, D or D0
+    G.to(device).train()
+    D.to(device).train()
+    wgan = kind == "wgan-gp"
+    if wgan:
+        betas = (0.0, 0.9)  # the WGAN-GP paper's Adam settings: momentum fights the critic's moving target
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr if g_lr is None else g_lr, betas=betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr if d_lr is None else d_lr, betas=betas)
+    gen_loss = g_loss_nonsaturating if g_loss == "nonsaturating" else g_loss_minimax
+    fixed_seed = 1234
+    history = {"d_loss": [], "g_loss": [], "d_real": [], "d_fake": [], "d_loss_step": [], "g_loss_step": [],
+               "grids": [], "kind": kind}
+    order_gen = torch.Generator().manual_seed(seed)
+    steps_per_epoch = len(X) // batch_size  # drop the last partial batch (batch norm dislikes tiny ones)
+    start = time.perf_counter()
+    bar = tqdm(range(num_epochs), desc=desc or f"{kind} GAN")
+    step = 0
+    for epoch in bar:
+        sums = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        n_d, n_g = 0, 0
+        perm = torch.randperm(len(X), generator=order_gen)
+        for b in range(steps_per_epoch):
+            real = X[perm[b * batch_size:(b + 1) * batch_size]].to(device) * 2 - 1  # [0, 1] => [-1, 1]
+            z = torch.randn(len(real), G.z_dim, device=device)
+            fake = G(z)
+            # --- discriminator step: fakes are detached so this step does not touch G
+            real_logits, fake_logits = D(real), D(fake.detach())
+            if wgan:
+                loss_d = wgan_critic_loss(real_logits, fake_logits) + gp_weight * gradient_penalty(D, real, fake)
+                d_r, d_f = real_logits.mean().item(), fake_logits.mean().item()
+            else:
+                loss_d = d_loss(real_logits, fake_logits)
+                d_r, d_f = torch.sigmoid(real_logits).mean().item(), torch.sigmoid(fake_logits).mean().item()
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            sums["d_loss"] += loss_d.item()
+            sums["d_real"] += d_r
+            sums["d_fake"] += d_f
+            n_d += 1
+            history["d_loss_step"].append(loss_d.item())
+            step += 1
+            if wgan and step % n_critic != 0:
+                continue
+            # --- generator step: gradients flow through D into G; only G's optimiser steps
+            fake_logits = D(fake)
+            loss_g = wgan_generator_loss(fake_logits) if wgan else gen_loss(fake_logits)
+            opt_g.zero_grad()
+            loss_g.backward()
+            opt_g.step()
+            sums["g_loss"] += loss_g.item()
+            n_g += 1
+            history["g_loss_step"].append(loss_g.item())
+        for k in ("d_loss", "d_real", "d_fake"):
+            history[k].append(sums[k] / max(n_d, 1))
+        history["g_loss"].append(sums["g_loss"] / max(n_g, 1))
+        history["grids"].append(sample(G, num_grid, seed=fixed_seed))
+        bar.set_postfix(d_loss=f"{history['d_loss'][-1]:.3f}", g_loss=f"{history['g_loss'][-1]:.3f}")
+        if not all(math.isfinite(history[k][-1]) for k in ("d_loss", "g_loss")):
+            print(f"[gan] epoch {epoch + 1}: a loss is not finite; training diverged, stopping early.")
+            break
+        if callback is not None:
+            callback(epoch, G, history)
+    history["seconds"] = time.perf_counter() - start
+    G.eval()
+    D.eval()
+    return G, D, history
+
+
+# ---------------------------------------------------------------- the chapter's recipe, shared with bench()
+
+def recipe(kind: str) -> dict:
+    """train_gan settings the notebook and bench() use for the main runs (full data, fast mode: tiny)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    base = {"kind": kind, "num_epochs": pick(2, 1), "batch_size": pick(64, 32), "lr": 2e-4}
+    if fast_mode():
+        base["width"] = 0.125 if kind == "mlp" else 8
+    if kind == "wgan-gp":
+        base["lr"] = 1e-4
+    return base
+
+
+def train_recipe(data, kind: str = "dcgan", **overrides):
+    """Train with `recipe(kind)` (any setting can be overridden); return (G, D, history)."""
+    return train_gan(data, **{**recipe(kind), **overrides})
+
+
+def evaluate(G: nn.Module, judge: nn.Module, real_images: Tensor, n: int | None = None, seed: int = 0) -> dict:
+    """Frechet distance to `real_images`, class histogram/coverage and confidence of n samples of G."""
+    from .metrics import class_coverage, class_histogram, judge_confidence, judge_frechet_distance
+    n = n or len(real_images)
+    fake = sample(G, n, seed=seed)
+    hist = class_histogram(judge, fake)
+    return {"frechet": judge_frechet_distance(judge, real_images, fake), "histogram": hist,
+            "coverage": class_coverage(hist), "min_share": float(hist.min()),
+            "confidence": judge_confidence(judge, fake)}
+
+
+def bench() -> list:
+    """MLP GAN vs DCGAN with the notebook's recipe on Fashion-MNIST: Frechet distances, ratio, coverage, time."""
+    from .cnn import load_judge
+    from .data import load_fashion_mnist
+    data = load_fashion_mnist()
+    judge = load_judge("fashion_mnist")
+    real = data.X_test
+    rows, results = [], {}
+    for kind in ("mlp", "dcgan"):
+        G, _, history = train_recipe(data, kind)
+        results[kind] = {**evaluate(G, judge, real), "seconds": history["seconds"]}
+    mlp, dc = results["mlp"], results["dcgan"]
+    ratio = dc["frechet"] / max(mlp["frechet"], 1e-12)
+    ds = "fashion_mnist"
+    rows += [
+        {"metric": "mlp_gan_frechet", "value": mlp["frechet"], "dataset": ds, "target": None, "met": None,
+         "wall_seconds": mlp["seconds"]},
+        {"metric": "dcgan_frechet", "value": dc["frechet"], "dataset": ds, "target": None, "met": None,
+         "wall_seconds": dc["seconds"]},
+        {"metric": "dcgan_over_mlp_frechet_ratio", "value": ratio, "dataset": ds, "target": "<= 0.5",
+         "met": ratio <= 0.5, "wall_seconds": dc["seconds"] + mlp["seconds"]},
+        {"metric": "dcgan_class_coverage", "value": float(dc["coverage"]), "dataset": ds, "target": ">= 10",
+         "met": dc["coverage"] >= 10, "wall_seconds": dc["seconds"]},
+        {"metric": "dcgan_min_class_share", "value": dc["min_share"], "dataset": ds, "target": ">= 0.05",
+         "met": dc["min_share"] >= 0.05, "wall_seconds": dc["seconds"]},
+        {"metric": "dcgan_judge_confidence", "value": dc["confidence"], "dataset": ds, "target": None,
+         "met": None, "wall_seconds": dc["seconds"]},
+        {"metric": "dcgan_train_seconds", "value": dc["seconds"], "dataset": ds, "target": "<= 600",
+         "met": dc["seconds"] <= 600, "wall_seconds": dc["seconds"]},
+    ]
+    return rows
