@@ -142,3 +142,15 @@ def test_bad_input():
         C.caption("mnist", 10, {}, "train")
     with pytest.raises(ValueError, match="needs attribute"):
         C.render("a {size} {cls}", "seven", {})
+
+
+def test_caption_distribution_matches_the_generator():
+    for dataset in C.DATASETS:
+        probs = C.caption_distribution(dataset)
+        assert sum(probs.values()) == pytest.approx(1.0)
+        assert set(probs) == C.all_captions(dataset, "train")
+    both = C.caption_distribution("both")
+    sample = C.caption_corpus("both", 4000, seed=5)
+    p = both["a photo of a sneaker"]  # 1/2 datasets * 1/8 templates * 1/10 classes
+    assert p == pytest.approx(1 / 160)
+    assert abs(sample.count("a photo of a sneaker") / len(sample) - p) < 0.004

@@ -212,3 +212,19 @@ def test_cache_hit_does_not_recompute(encoder, monkeypatch):
     torch.testing.assert_close(from_disk[0], first[0])
     encoder.encode(["a new coat"])
     assert calls[-1] == ["a new coat"]
+
+
+def test_entropy_floor_is_below_a_trained_models_loss():
+    tok = T.train_subword_tokenizer(CORPUS, vocab_size=400)
+    floor = T.entropy_floor(tok)
+    assert 0.5 < floor < 2.0  # nats per token: most of a caption is predictable, not all of it
+
+
+def test_use_cache_false_always_recomputes(encoder, monkeypatch):
+    calls = []
+    real = encoder._forward
+    monkeypatch.setattr(encoder, "_forward", lambda texts: calls.append(list(texts)) or real(texts))
+    a = encoder.encode(["an uncached sandal"], use_cache=False)
+    b = encoder.encode(["an uncached sandal"], use_cache=False)
+    assert len(calls) == 2
+    torch.testing.assert_close(a, b)
