@@ -270,6 +270,24 @@ def test_static_scan_flags_redefining_a_name_the_tests_import():
     assert "redefines np" in G.scan_monkeypatching(nb, protected)
 
 
+def test_runtime_probe_knows_the_course_reference_functions_and_imported_names():
+    nb = S.tiny_master()
+    nb.cells[1].source = "import numpy as np\nimport textimg_lessons.checks as ck\nfrom textimg_lessons.checks import check_close"
+    nb.cells[3].source += "\nck.check_shape('x', double([1]), (1,))\ncheck_close('x', 1.0, 1.0)"
+    expected = G._expected_package_functions(nb)
+    assert "textimg_lessons.checks:check_close" in expected
+    names = G._expected_names(nb, G.protected_names(nb))
+    assert names["np"] == ["module", "numpy"] and names["check_close"][2] == "check_close"
+
+
+def test_autograde_environment_defaults_to_fast_offline_and_can_be_overridden():
+    assert G.parse_env([]) == {"TEXTIMG_FAST": "1", "TEXTIMG_OFFLINE": "1"}
+    assert G.parse_env(["TEXTIMG_FAST=0", "TEXTIMG_DEVICE=cpu"]) == {
+        "TEXTIMG_FAST": "0", "TEXTIMG_OFFLINE": "1", "TEXTIMG_DEVICE": "cpu"}
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        G.parse_env(["TEXTIMG_FAST"])
+
+
 def test_restore_structure_puts_back_metadata_and_deleted_cells():
     release = S.tiny_master()
     sub, _, _ = S.tiny_submissions(release)["stripped"]

@@ -295,8 +295,16 @@ def _api(course: Path, overrides: dict | None = None):
     _tools_on_path()
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
+    import logging
     cfg = _load_config(course, overrides)
-    return NbGraderAPI(CourseDirectory(config=cfg), config=cfg)
+    api = NbGraderAPI(CourseDirectory(config=cfg), config=cfg)
+    # nbgrader's messages go to the per-submission logs (logs/autograde/), not to the terminal: it warns about
+    # every test cell with hidden tests (their checksum "changed" when the hidden tests were put back).
+    logger = logging.getLogger("textimg_lessons.grading.nbgrader")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    api.log = logger
+    return api
 
 
 def _db_url(course: Path) -> str:
@@ -793,6 +801,27 @@ def _expected_signatures() -> dict:
     return expected
 
 
+def _expected_package_functions(release_nb) -> dict:
+    """Signatures of the public functions of the course's own modules a notebook imports (the tests' reference
+    implementations, e.g. textimg_lessons.backprop.linear_backward), for the runtime probe."""
+    import importlib
+    import inspect
+    aliases = _imports([t for t in (_parse(c.source) for c in release_nb.cells if c.cell_type == "code")
+                        if t is not None])
+    expected = {}
+    for target in sorted(set(aliases.values())):
+        if not target.startswith("textimg_lessons"):
+            continue
+        try:
+            mod = importlib.import_module(target)
+        except Exception:  # an imported function rather than a module, or a module that fails to import
+            continue
+        for name, obj in vars(mod).items():
+            if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == mod.__name__:
+                expected[f"{mod.__name__}:{name}"] = _signature(obj)
+    return expected
+
+
 def _expected_names(release_nb, protected) -> dict:
     import importlib
     aliases = _imports([t for t in (_parse(c.source) for c in release_nb.cells if c.cell_type == "code")
@@ -934,10 +963,57 @@ def _post_scan(nb, timeout) -> list:
     return sorted(flags)
 
 
+def _grade_one(api, course: Path, student: str, chapter: str, release_info, cell_timeout: int, env: dict) -> list:
+    """Pre-grading checks, then nbgrader autograde for one submission; returns its flags."""
+    import nbformat
+    rel, protected, chapter_expected, chapter_names = release_info
+    flags = []
+    staged_dir = course / STAGED / student / chapter
+    if staged_dir.exists():
+        shutil.rmtree(staged_dir)
+    staged_dir.mkdir(parents=True)
+    submitted = course / "submitted" / student / chapter
+    if (submitted / "timestamp.txt").exists():
+        shutil.copy2(submitted / "timestamp.txt", staged_dir / "timestamp.txt")
+    try:
+        sub = nbformat.read(str(submitted / f"{chapter}.ipynb"), as_version=4)
+        nbformat.validate(sub)
+    except Exception as e:
+        return [f"unreadable-notebook:{type(e).__name__}"]
+    sub, found = restore_structure(rel, sub)
+    flags += found
+    flags += [f"monkeypatch:{f}" for f in scan_monkeypatching(sub, protected)]
+    insert_probes(sub, chapter_expected, chapter_names)
+    nbformat.write(sub, str(staged_dir / f"{chapter}.ipynb"))
+    n_code = sum(c.cell_type == "code" for c in sub.cells)
+    hard_limit = cell_timeout * (n_code + 2) + 60
+    killed = []
+    watchdog = threading.Timer(hard_limit, lambda: killed.append(_kill_kernels()))
+    watchdog.daemon = True
+    with _environment(env):
+        watchdog.start()
+        try:
+            result = api.autograde(chapter, student, force=True, create=True)
+        finally:
+            watchdog.cancel()
+    logs = course / "logs" / "autograde"
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / f"{student}__{chapter}.log").write_text(result.get("log", "") + "\n" + (result.get("error") or ""))
+    graded = course / "autograded" / student / chapter / f"{chapter}.ipynb"
+    if killed:
+        flags.append(f"grading-failed:killed after {hard_limit} s (see logs/autograde/{student}__{chapter}.log)")
+    elif not result["success"] or not graded.exists():
+        text = (result.get("log", "") or "") + (result.get("error") or "")
+        reason = "kernel died" if "DeadKernelError" in text or "Kernel died" in text else "nbgrader error"
+        flags.append(f"grading-failed:{reason} (see logs/autograde/{student}__{chapter}.log)")
+    else:
+        flags += _post_scan(nbformat.read(str(graded), as_version=4), cell_timeout)
+    return flags
+
+
 def autograde(course, timeout=None, chapters=None, students=None, env=None, log=print) -> dict:
     """Grade every submission (or the selected ones) with nbgrader, one at a time, each in its own kernel.
     Returns {"<student>/<chapter>": {"status", "flags"}} and writes it to grading_flags.json."""
-    import nbformat
     course = _course(course)
     env = dict(DEFAULT_KERNEL_ENV) if env is None else env
     overrides = {"CourseDirectory.submitted_directory": STAGED}
@@ -950,6 +1026,10 @@ def autograde(course, timeout=None, chapters=None, students=None, env=None, log=
     import warnings
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy session notices inside nbgrader
     todo = submissions(course, chapters, students)
+    released = set(_chapters_in(course))
+    for student, chapter in [t for t in todo if t[1] not in released]:
+        log(f"{student}/{chapter}: skipped, {chapter} is not released in this course")
+    todo = [t for t in todo if t[1] in released]
     if not todo:
         log("Nothing to grade: submitted/ is empty (run `textimg-lessons collect` first).")
     releases = {}
@@ -957,48 +1037,14 @@ def autograde(course, timeout=None, chapters=None, students=None, env=None, log=
         key = f"{student}/{chapter}"
         if chapter not in releases:
             rel = _release_nb(course, chapter)
-            releases[chapter] = (rel, protected_names(rel))
-        rel, protected = releases[chapter]
-        flags, status = [], "graded"
-        staged_dir = course / STAGED / student / chapter
-        if staged_dir.exists():
-            shutil.rmtree(staged_dir)
-        staged_dir.mkdir(parents=True)
-        submitted = course / "submitted" / student / chapter
-        if (submitted / "timestamp.txt").exists():
-            shutil.copy2(submitted / "timestamp.txt", staged_dir / "timestamp.txt")
+            protected = protected_names(rel)
+            releases[chapter] = (rel, protected, {**expected, **_expected_package_functions(rel)},
+                                 _expected_names(rel, protected))
         try:
-            sub = nbformat.read(str(submitted / f"{chapter}.ipynb"), as_version=4)
-            nbformat.validate(sub)
-        except Exception as e:
-            flags.append(f"unreadable-notebook:{type(e).__name__}")
-            sub = None
-        if sub is not None:
-            sub, found = restore_structure(rel, sub)
-            flags += found
-            flags += [f"monkeypatch:{f}" for f in scan_monkeypatching(sub, protected)]
-            insert_probes(sub, expected, _expected_names(rel, protected))
-            nbformat.write(sub, str(staged_dir / f"{chapter}.ipynb"))
-            n_code = sum(c.cell_type == "code" for c in sub.cells)
-            hard_limit = cell_timeout * (n_code + 2) + 60
-            watchdog = threading.Timer(hard_limit, _kill_kernels)
-            watchdog.daemon = True
-            with _environment(env):
-                watchdog.start()
-                try:
-                    result = api.autograde(chapter, student, force=True, create=True)
-                finally:
-                    watchdog.cancel()
-            logs = course / "logs" / "autograde"
-            logs.mkdir(parents=True, exist_ok=True)
-            (logs / f"{student}__{chapter}.log").write_text(result.get("log", "") + "\n" + (result.get("error") or ""))
-            graded = course / "autograded" / student / chapter / f"{chapter}.ipynb"
-            if not result["success"] or not graded.exists():
-                text = (result.get("log", "") or "") + (result.get("error") or "")
-                reason = "kernel died" if "DeadKernelError" in text or "Kernel died" in text else "nbgrader error"
-                flags.append(f"grading-failed:{reason} (see logs/autograde/{student}__{chapter}.log)")
-            else:
-                flags += _post_scan(nbformat.read(str(graded), as_version=4), cell_timeout)
+            flags = _grade_one(api, course, student, chapter, releases[chapter], cell_timeout, env)
+        except Exception as e:  # a bug or an odd notebook must not stop the batch
+            flags = [f"grading-failed:{type(e).__name__} before grading: {str(e)[:200]}"]
+        status = "graded"
         if any(f.startswith(("grading-failed", "unreadable-notebook")) for f in flags):
             status = "failed"
             stale = course / "autograded" / student / chapter
