@@ -408,9 +408,13 @@ def release(course, chapters=None, notebooks_dir=None, student_dir=None, log=pri
 def write_student_version(released, dest) -> None:
     """Copy a released notebook to `dest` (e.g. student/01_backprop.ipynb) with its own Colab badge."""
     from . import colab
+    import nbformat
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(released, dest)
+    nb = nbformat.read(str(released), as_version=4)
+    for cell in nb.cells:  # run timestamps of the master's last execution are noise in an exercise version
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, str(dest))
     colab.apply(str(dest))
 
 
