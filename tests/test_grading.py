@@ -249,6 +249,20 @@ def test_collect_reports_unmatched_files_and_never_overwrites_silently(tmp_path,
     assert len(backups) == 1 and backups[0].read_text() == original
 
 
+def test_release_explains_what_is_wrong_with_the_chapters_asked_for(tmp_path):
+    S.write(S.tiny_master(), tmp_path / "notebooks" / "01_tiny.ipynb")
+    no_tests = S.tiny_master()
+    no_tests.cells = [c for c in no_tests.cells if not c.metadata.get("nbgrader")]
+    S.write(no_tests, tmp_path / "notebooks" / "00_intro.ipynb")
+    assert G.chapters_with_exercises(tmp_path / "notebooks") == ["01_tiny"]
+    with pytest.raises(SystemExit, match="No notebook for 09_nope"):
+        G.release(tmp_path / "course", ["09_nope"], tmp_path / "notebooks")
+    with pytest.raises(SystemExit, match="no graded test cells"):
+        G.release(tmp_path / "course", ["00_intro"], tmp_path / "notebooks")
+    with pytest.raises(SystemExit, match="not a course folder"):
+        G.autograde(tmp_path / "elsewhere")
+
+
 # ---- pre-grading checks (no kernel) ----------------------------------------------------------------
 def test_static_scan_finds_patches_of_functions_the_tests_use():
     nb = S.answer(S.tiny_master(), {"ex1_double": (
