@@ -535,8 +535,8 @@ class PretrainedTextEncoder:
         self.path, self.source = resolve_model(name)
         self.name = DEFAULT_MODEL if name is None else str(name)
         local = Path(self.path).is_dir()
-        if not local and config.offline():
-            os.environ["HF_HUB_OFFLINE"] = "1"  # never let a download attempt hang
+        if config.offline():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never let a download attempt hang
         self.tokenizer, self.model = _load_model(self.path, local)
         self.device = torch.device(device) if device is not None else config.get_device()
         self.model.to(self.device)
