@@ -577,8 +577,11 @@ def bench() -> list:
     rows.append({"metric": "cnn_train_wall_seconds", "value": history["seconds"], "dataset": dataset,
                  "target": f"<= {limit:.0f} on an unshared 2-core CPU" if limit else None,
                  "met": history["seconds"] <= limit if limit else None, "wall_seconds": wall})
+    # On a shared machine the wall time above mostly measures other jobs; the CPU time this process used
+    # is what an unshared CPU needs (about that long with one thread, less with two).
     rows.append({"metric": "cnn_train_cpu_seconds (this process)", "value": history["cpu_seconds"],
-                 "dataset": dataset, "target": None, "met": None, "wall_seconds": wall})
+                 "dataset": dataset, "target": f"<= {limit:.0f}" if limit else None,
+                 "met": history["cpu_seconds"] <= limit if limit else None, "wall_seconds": wall})
     for key, d, target in [("mnist", data, 0.975), ("fashion_mnist", load_fashion_mnist(), 0.90)]:
         start = time.perf_counter()
         judge = load_judge(key, device="cpu", train_if_missing=False)
