@@ -1,0 +1,161 @@
+"""Tests for chapter 6's conditional generator (textimg_lessons.conditional), in fast mode."""
+import pytest
+import torch
+from torch import nn
+
+from textimg_lessons import captions, conditional as C
+
+
+class FakeJudge(nn.Module):
+    """A 'judge' that reads the class from the mean brightness: class = round(mean * 9)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        cls = (x.mean(dim=(1, 2, 3)) * 9).round().long()
+        return nn.functional.one_hot(cls, 10).float() + 0 * self.dummy
+
+
+def test_film_shapes_identity_at_init_and_modulation():
+    film = C.FiLM(cond_dim=8, num_features=5)
+    h = torch.randn(3, 5, 14, 14)
+    c = torch.randn(3, 8)
+    torch.testing.assert_close(film(h, c), h)  # zero-initialised: the identity
+    with torch.no_grad():
+        film.to_gamma_beta.bias[:5] = 1.0   # gamma = 1 => scale 2
+        film.to_gamma_beta.bias[5:] = 0.5   # beta = 0.5
+    torch.testing.assert_close(film(h, c), 2 * h + 0.5)
+    assert film(torch.randn(3, 5), c).shape == (3, 5)
+    with pytest.raises(ValueError, match="h must be"):
+        film(torch.randn(3, 4, 14, 14), c)
+    with pytest.raises(ValueError, match="c must be"):
+        film(h, torch.randn(2, 8))
+
+
+def test_projection_and_cvae_shapes():
+    model = C.ConditionalVAE(text_dim=384)
+    x = torch.rand(4, 1, 28, 28)
+    e = torch.randn(4, 384)
+    logits, mu, logvar = model(x, e)
+    assert logits.shape == (4, 1, 28, 28)
+    assert mu.shape == logvar.shape == (4, C.RECIPE["latent_dim"])
+    assert model.condition(e).shape == (4, C.RECIPE["cond_dim"])
+    with pytest.raises(ValueError, match="text embeddings must be"):
+        model(x, torch.randn(4, 10))
+    concat_only = C.ConditionalVAE(text_dim=10, film=False)
+    assert concat_only.film is None
+    assert concat_only(x, torch.randn(4, 10))[0].shape == (4, 1, 28, 28)
+
+
+def test_condition_changes_the_decoded_image():
+    model = C.ConditionalVAE(text_dim=10)
+    with torch.no_grad():
+        model.film.to_gamma_beta.weight.normal_()
+    z = torch.zeros(2, model.latent_dim)
+    c = model.condition(torch.eye(10)[:2])
+    out = model.decode(z, c)
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_sample_shapes_grouping_and_seed():
+    model = C.ConditionalVAE(text_dim=10)
+    e = torch.eye(10)[:3]
+    a = C.sample(model, e, 5, torch.Generator().manual_seed(0))
+    b = C.sample(model, e, 5, torch.Generator().manual_seed(0))
+    assert a.shape == (15, 1, 28, 28) and 0 <= float(a.min()) and float(a.max()) <= 1
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="n_per_prompt"):
+        C.sample(model, e, 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        C.sample(model, torch.zeros(0, 10))
+
+
+def test_prompt_adherence_on_a_fake_judge_hand_computed():
+    # images of mean 0, 1/9, 2/9, 3/9: the fake judge reads classes 0, 1, 2, 3
+    images = torch.stack([torch.full((1, 28, 28), k / 9) for k in range(4)])
+    requested = torch.tensor([0, 1, 5, 3])  # three of four right
+    assert C.prompt_adherence(FakeJudge(), images, requested) == pytest.approx(0.75)
+    assert C.prompt_adherence(FakeJudge(), images, torch.tensor([9, 9, 9, 9])) == 0.0
+    with pytest.raises(ValueError, match="one class per image"):
+        C.prompt_adherence(FakeJudge(), images, torch.tensor([0, 1]))
+
+
+def test_confusion_matrix_counts():
+    conf = C.confusion_matrix(torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1, 1, 1]), num_classes=3)
+    assert conf.tolist() == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+
+
+def test_label_lookup_reads_training_words_only():
+    enc = C.LabelLookupEncoder("fashion_mnist")
+    assert enc.read("a photo of a t-shirt") == 0       # not "shirt" (6)
+    assert enc.read("a large shirt") == 6
+    assert enc.read("an ankle boot") == 9
+    assert enc.read("a photo of a running shoe") == -1  # a held-out synonym is unknown to a label lookup
+    out = enc.encode(["a sneaker", "a purse"])
+    assert out.shape == (2, 10) and out[0, 7] == 1 and out[1].sum() == 0
+    mnist = C.LabelLookupEncoder("mnist")
+    assert mnist.read("the digit seven") == 7 and mnist.read("the digit 7") == -1
+    with pytest.raises(ValueError, match="empty"):
+        enc.encode([""])
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        C.LabelLookupEncoder("cifar")
+
+
+def test_caption_accuracy_and_errors():
+    assert C.caption_accuracy(["a small sneaker", "a bag", "a tee"], [7, 8, 0], "fashion_mnist") == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="one caption per label"):
+        C.caption_accuracy(["a bag"], [1, 2], "fashion_mnist")
+
+
+def test_make_encoder_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="Unknown encoder"):
+        C.make_encoder("clip", "mnist")
+
+
+def test_fast_training_with_one_hot_labels_beats_chance():
+    from textimg_lessons.cnn import load_judge
+    from textimg_lessons.data import load_mnist
+    data = load_mnist(verbose=False)
+    judge = load_judge("mnist")
+    enc = C.LabelLookupEncoder("mnist")
+    model, history = C.train_conditional(data, enc, judge, num_steps=150, eval_every=50, progress=False)
+    assert history["step"] == [50, 100, 150]
+    assert len(history["adherence"]) == 3 and history["train_seconds"] > 0
+    report = C.adherence_report(model, enc, judge, "mnist", n_per_prompt=4, families=("train",))
+    assert report["train"]["adherence"] > 0.3, report["train"]["adherence"]  # chance is 0.1
+    assert report["train"]["confusion"].sum() == 30 * 4
+
+
+def test_train_conditional_rejects_bad_settings():
+    from textimg_lessons.data import load_mnist
+    data = load_mnist(verbose=False)
+    enc = C.LabelLookupEncoder("mnist")
+    with pytest.raises(ValueError, match="num_steps"):
+        C.train_conditional(data, enc, num_steps=0, progress=False)
+    with pytest.raises(ValueError, match="cond_drop"):
+        C.train_conditional(data, enc, num_steps=1, cond_drop=1.0, progress=False)
+
+
+def test_save_and_load_generator_roundtrip(tmp_path):
+    model = C.ConditionalVAE(text_dim=10).eval()
+    path = C.save_generator(model, tmp_path / "g.safetensors", "mnist", "one-hot")
+    loaded = C.load_generator("mnist", path, device="cpu")
+    z, e = torch.randn(3, model.latent_dim), torch.eye(10)[:3]
+    torch.testing.assert_close(loaded.decode(z, loaded.condition(e)), model.decode(z, model.condition(e)),
+                               atol=2e-2, rtol=1e-2)  # stored as float16
+    with pytest.raises(ValueError, match="not a fashion_mnist generator"):
+        C.load_generator("fashion_mnist", path)
+    with pytest.raises(FileNotFoundError, match="train-shipped"):
+        C.load_generator("mnist", tmp_path / "missing.safetensors")
+
+
+def test_shipped_generators_are_small():
+    total = 0
+    for ds in captions.DATASETS:
+        p = C.shipped_generator_path(ds)
+        assert p.exists(), f"{p.name} is missing"
+        assert p.stat().st_size < 2_000_000
+        total += p.stat().st_size
+    assert total < 5_000_000

@@ -1,0 +1,58 @@
+"""Tests for `textimg-lessons generate` (textimg_lessons.generate), using the shipped weights offline."""
+import pytest
+from PIL import Image
+
+from textimg_lessons import generate as G
+from textimg_lessons.cli import main
+
+
+def test_refuses_to_overwrite_without_force(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    out.write_bytes(b"keep me")
+    assert main(["generate", "a pair of jeans", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err
+    assert out.read_bytes() == b"keep me"
+
+
+def test_empty_prompt_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["generate", "   ", "--out", str(out)]) == 2
+    assert "prompt is empty" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(G.GenerateError, match="empty"):
+        G.check_prompt("")
+
+
+def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["generate", "a cat", "--dataset", "cifar10", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'cifar10'" in err and "fashion_mnist" in err
+    assert not out.exists()
+
+
+def test_grid_size_formula():
+    assert G.grid_size(16, 4) == (4 * 114 + 2, 4 * 114 + 2)
+    assert G.grid_size(5, 1) == (3 * 30 + 2, 2 * 30 + 2)
+
+
+@pytest.mark.parametrize("dataset,prompt,n", [("fashion_mnist", "a pair of jeans", 16), ("mnist", "a thick 7", 6)])
+def test_generate_writes_a_png_of_the_right_size(tmp_path, capsys, dataset, prompt, n):
+    out = tmp_path / "grid.png"
+    assert main(["generate", prompt, "--n", str(n), "--out", str(out), "--dataset", dataset, "--seed", "1"]) == 0
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+        assert im.size == G.grid_size(n, 4)
+    printed = capsys.readouterr().out
+    assert "the judge reads:" in printed and f"/{n}" in printed
+    # --force overwrites
+    assert main(["generate", prompt, "--n", "4", "--out", str(out), "--dataset", dataset, "--force"]) == 0
+    with Image.open(out) as im:
+        assert im.size == G.grid_size(4, 4)
+
+
+def test_shipped_fashion_generator_follows_a_plain_prompt():
+    result = G.generate("a pair of trousers", n=16, dataset="fashion_mnist", seed=0)
+    assert result["images"].shape == (16, 1, 28, 28)
+    assert result["counts"]["Trouser"] >= 12, result["counts"]
