@@ -13,7 +13,7 @@ nbgrader does the grading. This module adds what a course needs around it: submi
 against the released version before grading (edited or deleted test cells, stripped nbgrader metadata,
 monkeypatched numpy/torch/check functions), each submission runs in its own kernel with a per-cell
 timeout and an output cap, and every finding becomes a flag in the gradebook CSV instead of a silent zero.
-Introduced for instructors in docs/INSTRUCTOR.md; students meet `check` in chapter 0.
+Instructors: docs/INSTRUCTOR.md. Students meet `check` in chapter 0 ("How exercises work").
 """
 from __future__ import annotations
 
