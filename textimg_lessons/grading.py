@@ -111,13 +111,16 @@ c.LimitOutput.max_traceback = 100
 c.CappedExecute.max_stream_chars = 100000
 c.CappedExecute.max_data_chars = 2000000
 
-# nbgrader's own pipeline, with three course-specific steps (textimg_lessons.grading):
+# nbgrader's own pipeline, with four course-specific steps (textimg_lessons.grading):
 #   MarkHiddenTests      prints a marker where hidden tests start, so feedback can say "a hidden test
 #                        failed" without showing which one or how
 #   CappedExecute        nbgrader's Execute with the output cap above
 #   WarningsAreNotErrors nbgrader scores a test cell 0 when it writes to stderr; warnings (e.g. PyTorch's
 #                        UserWarning) and progress bars write there, so stderr is relabelled as stdout.
 #                        A failing test still fails: it raises, and an error scores 0.
+#   ResultsAreNotScores  nbgrader reads a number as a test cell's last value as partial credit; a test that
+#                        ends in `check_close(...)` returns the max difference (0.0 when perfect) and would
+#                        score 0. The value is kept as plain output; each test cell is all-or-nothing.
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
@@ -129,6 +132,7 @@ c.Autograde.sanitize_preprocessors = [
 c.Autograde.autograde_preprocessors = [
     "textimg_lessons.grading.CappedExecute",
     "textimg_lessons.grading.WarningsAreNotErrors",
+    "textimg_lessons.grading.ResultsAreNotScores",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
@@ -180,6 +184,20 @@ class WarningsAreNotErrors(NbGraderPreprocessor):
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "stream" and out.get("name") == "stderr":
                     out["name"] = "stdout"
+        return cell, resources
+
+
+class ResultsAreNotScores(NbGraderPreprocessor):
+    """Show a test cell's last value as display output instead of an execute_result. nbgrader reads a number
+    there as partial credit, and a test ending in `check_close(...)` (which returns the max difference, 0.0
+    for a perfect answer) would score 0. The course gives all-or-nothing per test cell."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and _nbg(cell).get("grade"):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "execute_result":
+                    out["output_type"] = "display_data"
+                    out.pop("execution_count", None)
         return cell, resources
 
 
@@ -1248,7 +1266,7 @@ def check_notebook(path, timeout=120, env=None, log=print) -> int:
         log(f"{path} has no graded test cells (nbgrader metadata missing?). Submit the student version you "
             f"were given; the grader restores stripped metadata but flags it.")
     changed = [c for c in validator._get_changed_cells(nb) if not _nbg(c).get("solution")]
-    validator.preprocessors = [ClearOutput, CappedExecute, WarningsAreNotErrors]
+    validator.preprocessors = [ClearOutput, CappedExecute, WarningsAreNotErrors, ResultsAreNotScores]
     with _environment(env if env is not None else dict(DEFAULT_KERNEL_ENV)):
         executed = validator._preprocess(nbformat.read(str(path), as_version=4))
     problems = 0

@@ -51,7 +51,8 @@ def tiny_master():
         solution("ex3_mean", "def mean(x):\n    ### BEGIN SOLUTION\n    return float(np.sum(x)) / len(x)\n"
                  "    ### END SOLUTION", "ex3"),
         test("ex3_mean_test",
-             "assert abs(mean([1.0, 3.0]) - 2.0) < 1e-9, 'mean([1, 3]) should be 2'\nprint('[OK] mean([1, 3])')",
+             "assert abs(mean([1.0, 3.0]) - 2.0) < 1e-9, 'mean([1, 3]) should be 2'\nprint('[OK] mean([1, 3])')\n"
+             "abs(mean([1.0, 3.0]) - 2.0)  # a test may end in a value (0.0 here): not a score",
              f"assert abs(mean([5.0]) - 5.0) < 1e-9, '{SENTINEL} mean'",
              1, "ex3-test"),
         new_markdown_cell("That is all.", id="outro"),
