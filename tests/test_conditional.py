@@ -120,8 +120,10 @@ def test_fast_training_with_one_hot_labels_beats_chance():
     data = load_mnist(verbose=False)
     judge = load_judge("mnist")
     enc = C.LabelLookupEncoder("mnist")
-    model, history = C.train_conditional(data, enc, judge, num_steps=150, eval_every=50, progress=False)
-    assert history["step"] == [50, 100, 150]
+    # z_drop=0.8: most images are decoded from a prior z, so the class must come from the label (learns fast)
+    model, history = C.train_conditional(data, enc, judge, num_steps=300, eval_every=100, z_drop=0.8, lr=3e-3,
+                                         progress=False)
+    assert history["step"] == [100, 200, 300]
     assert len(history["adherence"]) == 3 and history["train_seconds"] > 0
     report = C.adherence_report(model, enc, judge, "mnist", n_per_prompt=4, families=("train",))
     assert report["train"]["adherence"] > 0.3, report["train"]["adherence"]  # chance is 0.1
