@@ -35,6 +35,7 @@ from torch import nn
 
 from . import config
 from .config import get_device, pick, seed_everything
+from .data import dataset_key
 
 # ---------------------------------------------------------------- shapes
 
@@ -376,8 +377,7 @@ class JudgeFileError(ValueError):
 
 def judge_key(dataset: str) -> str:
     """Canonical dataset name of a judge: "mnist" or "fashion_mnist" (accepts "fashion-mnist", "fashion")."""
-    key = str(dataset).strip().lower().replace("-", "_")
-    key = {"fashion": "fashion_mnist", "fashionmnist": "fashion_mnist"}.get(key, key)
+    key = dataset_key(dataset)
     if key not in JUDGE_DATASETS:
         raise ValueError(f"no judge for dataset {dataset!r}; choose 'mnist' or 'fashion_mnist'.")
     return key

@@ -270,11 +270,19 @@ def load_fashion_mnist(offline: bool | None = None, fast: bool | None = None, ve
     return data
 
 
+def dataset_key(name: str) -> str | None:
+    """The course's name for a dataset ("mnist" or "fashion_mnist"), accepting "Fashion-MNIST", "fashion"...;
+    None when the name is not one of them."""
+    key = str(name).strip().lower().replace("-", "_")
+    key = {"fashion": "fashion_mnist", "fashionmnist": "fashion_mnist"}.get(key, key)
+    return key if key in ("mnist", "fashion_mnist") else None
+
+
 def load_dataset(name: str, **kwargs) -> ImageData:
     """Load by name: "mnist" or "fashion_mnist" (also accepts "fashion-mnist", "fashion")."""
-    key = str(name).lower().replace("-", "_")
+    key = dataset_key(name)
     if key == "mnist":
         return load_mnist(**kwargs)
-    if key in {"fashion_mnist", "fashion", "fashionmnist"}:
+    if key == "fashion_mnist":
         return load_fashion_mnist(**kwargs)
     raise ValueError(f"Unknown dataset {name!r}; choose 'mnist' or 'fashion_mnist'.")

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .data import dataset_key
+
 DATASETS = ("fashion_mnist", "mnist")
 MAX_IMAGES = 256
 
@@ -33,8 +35,7 @@ def check_prompt(prompt) -> str:
 
 
 def check_dataset(dataset: str) -> str:
-    key = str(dataset).strip().lower().replace("-", "_")
-    key = {"fashion": "fashion_mnist", "fashionmnist": "fashion_mnist"}.get(key, key)
+    key = dataset_key(dataset)
     if key not in DATASETS:
         raise GenerateError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}.")
     return key
