@@ -72,6 +72,29 @@ def test_sample_shapes_grouping_and_seed():
         C.sample(model, torch.zeros(0, 10))
 
 
+def test_guidance_interpolates_between_unconditional_and_conditional_logits():
+    torch.manual_seed(0)
+    model = C.ConditionalVAE(text_dim=10).eval()
+    with torch.no_grad():
+        model.film.to_gamma_beta.weight.normal_()  # make the condition matter
+    e = torch.eye(10)[:2]
+    plain = C.sample(model, e, 3, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(C.sample(model, e, 3, torch.Generator().manual_seed(1), guidance=1.0), plain)
+    # w = 0 ignores the prompt: both prompts give the image of the zero ("no prompt") embedding
+    w0 = C.sample(model, e, 3, torch.Generator().manual_seed(1), guidance=0.0)
+    z = torch.randn(6, model.latent_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        u = model.decode(z, model.condition(torch.zeros(6, 10)))
+        c = model.decode(z, model.condition(e.repeat_interleave(3, 0)))
+    torch.testing.assert_close(w0, torch.sigmoid(u))
+    w3 = C.sample(model, e, 3, torch.Generator().manual_seed(1), guidance=3.0)
+    torch.testing.assert_close(w3, torch.sigmoid(u + 3 * (c - u)))
+    assert not torch.allclose(w3, plain)
+    for bad in (-1, 100, "2"):
+        with pytest.raises(ValueError, match="guidance"):
+            C.sample(model, e, 1, guidance=bad)
+
+
 def test_prompt_adherence_on_a_fake_judge_hand_computed():
     # images of mean 0, 1/9, 2/9, 3/9: the fake judge reads classes 0, 1, 2, 3
     images = torch.stack([torch.full((1, 28, 28), k / 9) for k in range(4)])

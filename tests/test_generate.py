@@ -64,3 +64,10 @@ def test_generate_returns_images_and_one_reading_each():
     assert torch.equal(again["images"], result["images"])  # the seed fixes the samples
     with pytest.raises(G.GenerateError, match="--n"):
         G.generate("a bag", n=0)
+
+
+def test_out_of_range_guidance_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["generate", "a bag", "--guidance", "50", "--out", str(out)]) == 2
+    assert "--guidance must be a number between 0 and 20" in capsys.readouterr().err
+    assert not out.exists()

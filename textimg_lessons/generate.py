@@ -58,24 +58,29 @@ def save_grid(images: torch.Tensor, path, scale: int = 4, padding: int = 2) -> P
 
 
 def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int = 0, encoder=None,
-             model=None, judge=None) -> dict:
+             model=None, judge=None, guidance: float | None = None) -> dict:
     """Images for a prompt from the shipped generator, with the judge's reading of each.
+
+    guidance: classifier-free guidance scale (None: the chapter's RECIPE["guidance"]; 1 = none).
 
     Returns {"images": (n, 1, 28, 28), "readings": [class name per image], "counts": Counter}.
     encoder/model/judge may be passed in to reuse loaded ones (the notebook's prompt box does).
     """
     from .cnn import judge_predict, load_judge
-    from .conditional import load_generator, sample
+    from .conditional import RECIPE, load_generator, sample
     from .data import FASHION_CLASSES, MNIST_CLASSES
     prompt, dataset = check_prompt(prompt), check_dataset(dataset)
     if not isinstance(n, int) or not 1 <= n <= MAX_IMAGES:
         raise GenerateError(f"--n must be between 1 and {MAX_IMAGES}, got {n!r}.")
+    guidance = RECIPE["guidance"] if guidance is None else guidance
+    if not isinstance(guidance, (int, float)) or not 0 <= guidance <= 20:
+        raise GenerateError(f"--guidance must be a number between 0 and 20 (1 = no guidance), got {guidance!r}.")
     if encoder is None:
         from .text import PretrainedTextEncoder
         encoder = PretrainedTextEncoder()
     model = model if model is not None else load_generator(dataset)
     judge = judge if judge is not None else load_judge(dataset)
-    images = sample(model, encoder.encode([prompt]), n, torch.Generator().manual_seed(seed))
+    images = sample(model, encoder.encode([prompt]), n, torch.Generator().manual_seed(seed), guidance)
     names = FASHION_CLASSES if dataset == "fashion_mnist" else MNIST_CLASSES
     readings = [names[int(c)] for c in judge_predict(judge, images)]
     return {"images": images, "readings": readings, "counts": Counter(readings)}
@@ -98,7 +103,7 @@ def _run(args) -> int:
             raise GenerateError(f"--scale must be between 1 and 16, got {args.scale}.")
         if out.parent and not out.parent.exists():
             raise GenerateError(f"the folder {out.parent} does not exist; create it first.")
-        result = generate(prompt, args.n, dataset, args.seed)
+        result = generate(prompt, args.n, dataset, args.seed, guidance=args.guidance)
     except GenerateError as e:
         print(f"textimg-lessons generate: error: {e}", file=sys.stderr)
         return 2
@@ -116,6 +121,8 @@ def register(sub) -> None:
     p.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
     p.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist (default) or mnist")
     p.add_argument("--seed", type=int, default=0, help="random seed for the latent samples")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale (default: the chapter's, 2.0; 1 = none)")
     p.add_argument("--scale", type=int, default=4, help="enlarge each 28x28 image this many times (default 4)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=_run)
