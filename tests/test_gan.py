@@ -221,33 +221,6 @@ def test_train_gan_changes_the_generator():
     assert not torch.allclose(before, gan.sample(G, 4))
 
 
-def test_ema_update_is_the_running_average():
-    a, c = nn.Linear(2, 2), nn.Linear(2, 2)
-    before = a.weight.detach().clone()
-    gan._ema_update(a, c, 0.9)
-    torch.testing.assert_close(a.weight, 0.9 * before + 0.1 * c.weight.detach())
-    bn_a, bn_c = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
-    bn_c.running_mean.fill_(5.0)
-    gan._ema_update(bn_a, bn_c, 0.9)
-    assert torch.equal(bn_a.running_mean, bn_c.running_mean)  # statistics are copied, not averaged
-
-
-def test_train_gan_with_ema_returns_the_average_and_keeps_the_raw_generator():
-    X = torch.rand(32, 1, 28, 28)
-    G0 = gan.DCGANGenerator(8, 4)
-    start = [p.detach().clone() for p in G0.parameters()]
-    G, _, h = gan.train_gan(X, G=G0, D=gan.DCGANDiscriminator(4), num_epochs=1, batch_size=8, device="cpu",
-                            ema=0.5)
-    raw = h["G_raw"]
-    assert raw is G0 and G is not G0
-    # 4 G steps with decay 0.5: the average is strictly between the start and the last weights somewhere
-    assert not all(torch.equal(p, q) for p, q in zip(G.parameters(), raw.parameters()))
-    assert not all(torch.equal(p, q) for p, q in zip(G.parameters(), start))
-    torch.testing.assert_close(h["grids"][-1], gan.sample(G, len(h["grids"][-1]), seed=1234))
-    with pytest.raises(ValueError, match="ema must be a decay"):
-        gan.train_gan(X, ema=1.0)
-
-
 def test_train_gan_bad_input():
     X = torch.rand(16, 1, 28, 28)
     with pytest.raises(ValueError, match="kind must be one of"):

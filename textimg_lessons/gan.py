@@ -9,7 +9,6 @@ Conventions used throughout:
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Callable
@@ -272,7 +271,7 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
               g_loss: str = "nonsaturating", g_lr: float | None = None, d_lr: float | None = None,
               n_critic: int = 5, gp_weight: float = 10.0, num_grid: int = 32, seed: int = 0, device=None,
               callback: Callable | None = None, G: nn.Module | None = None, D: nn.Module | None = None,
-              desc: str | None = None, ema: float | None = None):
+              desc: str | None = None):
     """Train a GAN on images in [0, 1]; return (G, D, history).
 
     kind: "mlp" (the seeds' MLP GAN, fixed), "dcgan", "dcgan-sn" (spectral norm in D) or "wgan-gp"
@@ -284,10 +283,6 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     critic scores for WGAN-GP); per-update "d_loss_step", "g_loss_step"; "grids": num_grid images in [0, 1]
     from the same noise after every epoch; "seconds" of training. `callback(epoch, G, history)` runs after
     each epoch (e.g. to show the grid).
-    ema: if set (e.g. 0.999), also keep an exponential moving average of G's weights, updated after every
-    G step as ema * average + (1 - ema) * current (batch-norm statistics are copied). The average is what
-    is returned as G, sampled for the grids and passed to the callback; the last raw G is history["G_raw"].
-    Averaging smooths out the oscillation of adversarial training at no extra training cost.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -295,8 +290,6 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
         raise ValueError(f"g_loss must be 'nonsaturating' or 'minimax', got {g_loss!r}")
     if not isinstance(num_epochs, int) or num_epochs < 1:
         raise ValueError(f"num_epochs must be a positive int, got {num_epochs!r}")
-    if ema is not None and not 0 < ema < 1:
-        raise ValueError(f"ema must be a decay in (0, 1) such as 0.999, or None, got {ema!r}")
     X = _train_images(data)
     if batch_size < 2 or batch_size > len(X):
         raise ValueError(f"batch_size must be between 2 (batch norm needs two samples) and the number of "
@@ -308,11 +301,6 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
         G, D = G or G0, D or D0
     G.to(device).train()
     D.to(device).train()
-    G_avg = None
-    if ema is not None:
-        G_avg = copy.deepcopy(G).eval()
-        for q in G_avg.parameters():
-            q.requires_grad_(False)
     wgan = kind == "wgan-gp"
     if wgan:
         betas = (0.0, 0.9)  # the WGAN-GP paper's Adam settings: momentum fights the critic's moving target
@@ -360,38 +348,23 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
             opt_g.zero_grad()
             loss_g.backward()
             opt_g.step()
-            if G_avg is not None:
-                _ema_update(G_avg, G, ema)
             sums["g_loss"] += loss_g.item()
             n_g += 1
             history["g_loss_step"].append(loss_g.item())
         for k in ("d_loss", "d_real", "d_fake"):
             history[k].append(sums[k] / max(n_d, 1))
         history["g_loss"].append(sums["g_loss"] / max(n_g, 1))
-        G_show = G if G_avg is None else G_avg
-        history["grids"].append(sample(G_show, num_grid, seed=fixed_seed))
+        history["grids"].append(sample(G, num_grid, seed=fixed_seed))
         bar.set_postfix(d_loss=f"{history['d_loss'][-1]:.3f}", g_loss=f"{history['g_loss'][-1]:.3f}")
         if not all(math.isfinite(history[k][-1]) for k in ("d_loss", "g_loss")):
             print(f"[gan] epoch {epoch + 1}: a loss is not finite; training diverged, stopping early.")
             break
         if callback is not None:
-            callback(epoch, G_show, history)
+            callback(epoch, G, history)
     history["seconds"] = time.perf_counter() - start
     G.eval()
     D.eval()
-    if G_avg is not None:
-        history["G_raw"] = G
-        return G_avg, D, history
     return G, D, history
-
-
-@torch.no_grad()
-def _ema_update(average: nn.Module, current: nn.Module, decay: float) -> None:
-    """average <- decay * average + (1 - decay) * current for weights; buffers (batch-norm stats) copied."""
-    for a, c in zip(average.parameters(), current.parameters()):
-        a.lerp_(c, 1 - decay)
-    for a, c in zip(average.buffers(), current.buffers()):
-        a.copy_(c)
 
 
 # ---------------------------------------------------------------- the chapter's recipe, shared with bench()
@@ -400,7 +373,7 @@ def recipe(kind: str) -> dict:
     """train_gan settings the notebook and bench() use for the main runs (full data, fast mode: tiny)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    base = {"kind": kind, "num_epochs": pick(2, 1), "batch_size": pick(64, 32), "lr": 2e-4}
+    base = {"kind": kind, "num_epochs": pick(6, 1), "batch_size": pick(64, 32), "lr": 2e-4}
     if fast_mode():
         base["width"] = 0.125 if kind == "mlp" else 8
     if kind == "wgan-gp":
