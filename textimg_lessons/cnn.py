@@ -525,36 +525,27 @@ def load_judge(dataset: str, device=None, train_if_missing: bool = True) -> Judg
     return judge.to(device).eval()
 
 
-def _judge_batches(judge: Judge, X: torch.Tensor, batch_size: int):
+def _require_judge(judge, batch_size) -> None:
     if not isinstance(judge, Judge):
         raise TypeError(f"judge must be a Judge (from load_judge), got {type(judge).__name__}")
-    _check_images(X)
-    if tuple(X.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"the judge takes images shaped (N, 1, 28, 28), got {tuple(X.shape)}")
-    if len(X) == 0:
-        raise ValueError("got an empty batch (0 images); pass at least one image.")
-    lo, hi = float(X.min()), float(X.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"judge inputs must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; a tanh "
-                         "generator's output needs (x + 1) / 2, otherwise clamp with x.clamp(0, 1).")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    device = next(judge.parameters()).device
-    judge.eval()
-    for i in range(0, len(X), batch_size):
-        yield X[i:i + batch_size].to(device)
 
 
-@torch.no_grad()
 def judge_features(judge: Judge, X: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Penultimate-layer features (N, 128) of images X (N, 1, 28, 28) in [0, 1], on the CPU."""
-    return torch.cat([judge.features(xb).cpu() for xb in _judge_batches(judge, X, batch_size)])
+    """Penultimate-layer features (N, 128) of images X (N, 1, 28, 28) in [0, 1], on the CPU.
+
+    The same as metrics.judge_features (which checks the images), for a Judge only."""
+    from .metrics import judge_features as features
+    _require_judge(judge, batch_size)
+    return features(judge, X, batch_size)
 
 
-@torch.no_grad()
 def judge_predict(judge: Judge, X: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Predicted classes (N,) int64 of images X (N, 1, 28, 28) in [0, 1], on the CPU."""
-    return torch.cat([judge(xb).argmax(1).cpu() for xb in _judge_batches(judge, X, batch_size)])
+    from .metrics import judge_logits
+    _require_judge(judge, batch_size)
+    return judge_logits(judge, X, batch_size).argmax(1)
 
 
 # ---------------------------------------------------------------- benchmark
