@@ -27,6 +27,8 @@ import re
 
 import torch
 
+from .data import dataset_key
+
 FAMILIES = ("train", "heldout_phrasing", "heldout_synonym")
 DATASETS = ("fashion_mnist", "mnist")
 ATTRIBUTES = ("size", "thickness", "slant", "brightness")
@@ -77,9 +79,7 @@ TEMPLATES = {
 
 
 def _check_dataset(dataset: str) -> str:
-    key = str(dataset).lower().replace("-", "_")
-    if key in {"fashion", "fashionmnist"}:
-        key = "fashion_mnist"
+    key = dataset_key(dataset)
     if key not in DATASETS:
         raise ValueError(f"Unknown dataset {dataset!r}; choose one of {DATASETS}.")
     return key

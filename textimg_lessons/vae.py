@@ -287,7 +287,8 @@ def train_vae(data, kind: str = "conv", latent_dim: int = RECIPE["latent_dim"], 
     Loss: the mean negative ELBO of a batch. history: "train_nelbo" (mean over each epoch, nats per image),
     "test_nelbo" (test negative ELBO after each epoch, nats per image), "seconds" (training wall time,
     not counting the per-epoch evaluation) and "cpu_seconds" (CPU time of the same: on a machine shared with
-    other jobs it is closer than wall time to what an idle machine with torch's thread count would take). num_epochs defaults to the recipe (5; 2 in fast mode).
+    other jobs it is closer than wall time to what an idle machine with torch's thread count would take).
+    num_epochs defaults to the recipe (5; 2 in fast mode).
     """
     num_epochs = pick(RECIPE["num_epochs"], FAST_EPOCHS) if num_epochs is None else num_epochs
     if num_epochs < 1:
