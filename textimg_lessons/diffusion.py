@@ -1,0 +1,652 @@
+"""Text-to-image diffusion (chapter 7): flow matching in a VAE's latent space, with cross-attention to the
+language model's token states and classifier-free guidance.
+
+The pipeline is prompt -> MiniLM token states -> denoiser (run `steps` times, from noise to a latent)
+-> the VAE decoder of chapter 4 -> image. Contents, in the order the chapter builds them:
+
+  ddpm_alpha_bar, ddpm_forward_chain,   the forward noising process of DDPM and its closed form (the chapter
+  ddpm_closed_form                      checks one against the other numerically)
+  interpolate, velocity_target,         flow matching: the straight path from data (t=0) to noise (t=1) and
+  flow_matching_loss                    the regression target v = noise - x0 along it
+  LatentCodec, train_codec              chapter 4's conv encoder/decoder as a beta-VAE on grey images; the
+                                        denoiser works on its 16 standardised latent numbers, not on 784 pixels
+  cross_attention, Denoiser             a small transformer over latent tokens: adaLN for time, self-attention,
+                                        cross-attention over the prompt's token states (or over its one pooled
+                                        vector: conditioning="pooled"), with a null token that always attends
+  guided_velocity, sample_latents       classifier-free guidance and the Euler / Heun samplers
+  TokenTable, train_diffusion           captioned training with condition dropout; token states are computed
+                                        once per distinct caption
+  TextToImage                           prompt -> images, with the "unknown prompt" check
+  save_model, load_model                the shipped weights behind `textimg-lessons generate --model diffusion`
+
+Guidance convention. Ho & Salimans (2022) write eps~ = (1 + w) eps(c) - w eps(0), so w = 0 is plain
+conditional sampling. Chapter 6 (and this module) use the scale s = 1 + w: v~ = v(0) + s (v(c) - v(0)),
+so s = 1 is plain sampling; chapter 6's default s = 2 is the paper's w = 1.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import captions, vae, vocabulary
+from .config import get_device, pick, seed_everything
+
+DATASETS = ("fashion_mnist", "mnist")
+
+
+@dataclass(frozen=True)
+class DiffusionRecipe:
+    """Chapter 7's settings; full-mode values, with fast-mode values where they differ (`fast_*`)."""
+
+    latent_dim: int = 16
+    codec_channels: int = 32
+    codec_kl_weight: float = 0.5        # beta of the latent VAE: small enough for sharp decodes, > 0 for a smooth latent
+    codec_epochs: dict = field(default_factory=lambda: {"fashion_mnist": 6, "mnist": 30})
+    fast_codec_epochs: int = 1
+    width: int = 128
+    tokens: int = 8                      # the latent is read as 8 tokens of `width` features
+    depth: int = 4
+    heads: int = 4
+    batch_size: int = 256
+    lr: float = 1e-3
+    num_steps: dict = field(default_factory=lambda: {"fashion_mnist": 4000, "mnist": 3000})
+    fast_steps: int = 60
+    cond_drop: float = 0.15              # share of examples trained with no prompt (guidance needs that)
+    captions_per_image: int = 4
+    sample_steps: int = 16               # Heun steps at generation time (31 network evaluations)
+    guidance: float = 2.0                # scale s; s = 1 means no guidance
+    unknown_threshold: float = 0.5       # cosine to the nearest training caption below which a prompt is unknown
+
+
+RECIPE = DiffusionRecipe()
+
+
+# ---------------------------------------------------------------- noising (DDPM) and flow matching
+
+def ddpm_alpha_bar(num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+    """alpha_bar_t = prod_{s<=t} (1 - beta_s) for DDPM's linear beta schedule: (num_steps,) float64."""
+    betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
+    return torch.cumprod(1 - betas, dim=0)
+
+
+def ddpm_forward_chain(x0: torch.Tensor, t: int, betas: torch.Tensor, generator=None) -> torch.Tensor:
+    """Noise x0 step by step: x_s = sqrt(1 - beta_s) x_{s-1} + sqrt(beta_s) eps_s, for s = 1..t."""
+    x = x0.double()
+    for s in range(t):
+        eps = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+        x = (1 - betas[s]).sqrt() * x + betas[s].sqrt() * eps
+    return x
+
+
+def ddpm_closed_form(x0: torch.Tensor, t: int, alpha_bar: torch.Tensor, generator=None) -> torch.Tensor:
+    """Jump straight to step t: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, one Gaussian draw."""
+    a = alpha_bar[t - 1]
+    eps = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
+    return a.sqrt() * x0.double() + (1 - a).sqrt() * eps
+
+
+def interpolate(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Flow matching's path: x_t = (1 - t) x0 + t noise, t in [0, 1] per example (t: (N,))."""
+    t = t.view(-1, *([1] * (x0.dim() - 1)))
+    return (1 - t) * x0 + t * noise
+
+
+def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """d x_t / d t along the straight path: the denoiser regresses on this (a plain MSE, like chapter 4's)."""
+    return noise - x0
+
+
+def flow_matching_loss(model, z0: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mean squared error between the model's velocity at a random (t, x_t) and noise - z0."""
+    t = torch.rand(len(z0), generator=generator).to(z0.device)
+    noise = torch.randn(z0.shape, generator=generator).to(z0.device)
+    v = model(interpolate(z0, noise, t), t, ctx, ctx_mask)
+    return F.mse_loss(v, velocity_target(z0, noise))
+
+
+# ---------------------------------------------------------------- the latent space (chapter 4's networks)
+
+class LatentCodec(nn.Module):
+    """Chapter 4's conv encoder and decoder as a beta-VAE on grey images; latents are standardised.
+
+    encode(x) (N, 1, 28, 28) => z (N, latent_dim), the posterior mean minus the training mean, divided by
+    the training std (so every dimension has unit scale, like the noise it will be mixed with);
+    decode(z) => images in [0, 1].
+    """
+
+    def __init__(self, latent_dim: int = RECIPE.latent_dim, channels: int = RECIPE.codec_channels):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.encoder = vae.ConvEncoder(latent_dim, channels=channels)
+        self.decoder = vae.ConvDecoder(latent_dim, channels=channels)
+        self.register_buffer("mean", torch.zeros(latent_dim))
+        self.register_buffer("std", torch.ones(latent_dim))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.encoder(x)[0] - self.mean) / self.std
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z * self.std + self.mean))
+
+    @torch.no_grad()
+    def encode_all(self, X: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        device = self.mean.device
+        out = torch.cat([self.encode(X[i:i + batch_size].to(device)).cpu() for i in range(0, len(X), batch_size)])
+        self.train(was)
+        return out
+
+
+def train_codec(data, num_epochs: int | None = None, kl_weight: float = RECIPE.codec_kl_weight,
+                latent_dim: int = RECIPE.latent_dim, seed: int = 0, batch_size: int = 128, lr: float = 2e-3,
+                device=None, progress: bool = True):
+    """Train the LatentCodec on data.X_train (grey pixels, Bernoulli NLL + kl_weight * KL); return (codec, history).
+
+    Afterwards the latent mean and std are measured on the training set, so that encode() is standardised.
+    """
+    dataset = captions._check_dataset(data.name)
+    num_epochs = num_epochs or pick(RECIPE.codec_epochs[dataset], RECIPE.fast_codec_epochs)
+    g = seed_everything(seed)
+    device = device or get_device()
+    codec = LatentCodec(latent_dim).to(device)
+    opt = torch.optim.Adam(codec.parameters(), lr=lr)
+    X = data.X_train
+    steps = num_epochs * math.ceil(len(X) / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    history = {"loss": [], "seconds": 0.0}
+    start = time.perf_counter()
+    bar = tqdm(range(num_epochs), desc=f"latent VAE [{dataset}]", disable=not progress)
+    for _ in bar:
+        codec.train()
+        total = 0.0
+        for idx in torch.randperm(len(X), generator=g).split(batch_size):
+            x = X[idx].to(device)
+            mu, logvar = codec.encoder(x)
+            logits = codec.decoder(vae.reparameterize(mu, logvar))
+            loss = (vae.bernoulli_nll(logits, x) + kl_weight * vae.gaussian_kl(mu, logvar)).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(x)
+        history["loss"].append(total / len(X))
+        bar.set_postfix(loss=f"{history['loss'][-1]:.1f}")
+    history["seconds"] = time.perf_counter() - start
+    codec.eval()
+    with torch.no_grad():
+        mus = torch.cat([codec.encoder(X[i:i + 1000].to(device))[0].cpu() for i in range(0, len(X), 1000)])
+    codec.mean.copy_(mus.mean(0))
+    codec.std.copy_(mus.std(0).clamp_min(1e-3))
+    return codec, history
+
+
+# ---------------------------------------------------------------- the denoiser
+
+def cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v with padded keys masked out (chapter 5's attention, queries from another
+    sequence). q (N, H, L, d), k and v (N, H, S, d), mask (N, S) of 1 = real token => (N, H, L, d)."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])          # (N, H, L, S)
+    scores = scores.masked_fill(mask[:, None, None, :] == 0, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+class TimeEmbedding(nn.Module):
+    """t in [0, 1] => (N, width): sinusoids of 16 frequencies, then a small MLP."""
+
+    def __init__(self, width: int, frequencies: int = 16):
+        super().__init__()
+        self.register_buffer("freqs", torch.exp(torch.linspace(0, math.log(1000), frequencies)))
+        self.mlp = nn.Sequential(nn.Linear(2 * frequencies, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        angles = t.float()[:, None] * self.freqs[None] * math.pi               # (N,) => (N, F)
+        return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=1))         # => (N, width)
+
+
+class DenoiserBlock(nn.Module):
+    """Self-attention among latent tokens, cross-attention to the text, an MLP; time enters by adaLN."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
+        self.self_qkv = nn.Linear(width, 3 * width)
+        self.self_out = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width)
+        self.cross_q = nn.Linear(width, width)
+        self.cross_kv = nn.Linear(width, 2 * width)
+        self.cross_out = nn.Linear(width, width)
+        self.norm3 = nn.LayerNorm(width, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.ada = nn.Linear(width, 6 * width)   # shift, scale, gate for self-attention and for the MLP
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        N, L, W = x.shape
+        return x.view(N, L, self.heads, W // self.heads).transpose(1, 2)       # (N, L, W) => (N, H, L, W/H)
+
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+        N, H, L, d = x.shape
+        return x.transpose(1, 2).reshape(N, L, H * d)
+
+    def forward(self, h, temb, ctx, ctx_mask):
+        s1, b1, g1, s2, b2, g2 = self.ada(F.silu(temb))[:, None].chunk(6, dim=-1)   # each (N, 1, W)
+        x = self.norm1(h) * (1 + s1) + b1
+        q, k, v = self.self_qkv(x).chunk(3, dim=-1)
+        h = h + g1 * self.self_out(self._merge(F.scaled_dot_product_attention(
+            self._heads(q), self._heads(k), self._heads(v))))
+        k, v = self.cross_kv(ctx).chunk(2, dim=-1)
+        keep = ctx_mask.bool()[:, None, None, :]                                # (N, 1, 1, S)
+        h = h + self.cross_out(self._merge(F.scaled_dot_product_attention(
+            self._heads(self.cross_q(self.norm2(h))), self._heads(k), self._heads(v), attn_mask=keep)))
+        x = self.norm3(h) * (1 + s2) + b2
+        return h + g2 * self.mlp(x)
+
+
+class Denoiser(nn.Module):
+    """Velocity v(z_t, t, text) for a latent z_t (N, latent_dim).
+
+    conditioning="cross": the latent tokens attend over every token state of the prompt (N, S, text_dim).
+    conditioning="pooled": the same network attends over one token, the prompt's mean-pooled vector, so
+    the two differ only in what the text offers. A learned null token is always in the context: with the
+    prompt dropped (all of ctx_mask 0) it is the only thing to attend to, which is the "no prompt" case.
+    """
+
+    def __init__(self, latent_dim: int = RECIPE.latent_dim, text_dim: int = 384, width: int = RECIPE.width,
+                 tokens: int = RECIPE.tokens, depth: int = RECIPE.depth, heads: int = RECIPE.heads,
+                 conditioning: str = "cross"):
+        super().__init__()
+        if conditioning not in ("cross", "pooled"):
+            raise ValueError(f"conditioning must be 'cross' or 'pooled', got {conditioning!r}.")
+        if width % heads:
+            raise ValueError(f"width ({width}) must be a multiple of heads ({heads}).")
+        self.latent_dim, self.text_dim, self.width, self.tokens = latent_dim, text_dim, width, tokens
+        self.depth, self.heads, self.conditioning = depth, heads, conditioning
+        self.inp = nn.Linear(latent_dim, tokens * width)
+        self.pos = nn.Parameter(torch.randn(1, tokens, width) * 0.02)
+        self.time = TimeEmbedding(width)
+        self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, width))
+        self.null = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.blocks = nn.ModuleList(DenoiserBlock(width, heads) for _ in range(depth))
+        self.out_norm = nn.LayerNorm(tokens * width)
+        self.out = nn.Linear(tokens * width, latent_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def config(self) -> dict:
+        return {"latent_dim": self.latent_dim, "text_dim": self.text_dim, "width": self.width,
+                "tokens": self.tokens, "depth": self.depth, "heads": self.heads, "conditioning": self.conditioning}
+
+    def context(self, states: torch.Tensor, mask: torch.Tensor):
+        """Text for the blocks: [null token, projected states] and its mask (N, 1 + S)."""
+        if self.conditioning == "pooled":
+            states, mask = pool(states, mask)[:, None], mask.amax(1, keepdim=True)   # (N, S, D) => (N, 1, D)
+        ctx = torch.cat([self.null.expand(len(states), -1, -1), self.text_proj(states)], dim=1)
+        return ctx, torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+
+    def forward(self, z_t: torch.Tensor, t: torch.Tensor, states: torch.Tensor, mask: torch.Tensor,
+                context=None) -> torch.Tensor:
+        N = len(z_t)
+        h = self.inp(z_t).view(N, self.tokens, self.width) + self.pos           # (N, D) => (N, K, W)
+        temb = self.time(t)
+        ctx, ctx_mask = context if context is not None else self.context(states, mask)
+        for block in self.blocks:
+            h = block(h, temb, ctx, ctx_mask)
+        return self.out(self.out_norm(h.flatten(1)))                             # (N, K, W) => (N, D)
+
+
+def pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real tokens, then unit length: the sentence vector chapter 5 and 6 use. (N, S, D) => (N, D)."""
+    m = mask.to(states.dtype)[..., None]
+    return F.normalize((states * m).sum(1) / m.sum(1).clamp_min(1e-9), dim=-1)
+
+
+# ---------------------------------------------------------------- sampling
+
+def guided_velocity(v_cond: torch.Tensor, v_uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance with scale s: v(0) + s (v(c) - v(0)); s = 1 is plain conditional sampling."""
+    return v_uncond + scale * (v_cond - v_uncond)
+
+
+@torch.no_grad()
+def sample_latents(model: Denoiser, states: torch.Tensor, mask: torch.Tensor, n_per_prompt: int = 1,
+                   steps: int = RECIPE.sample_steps, guidance: float = RECIPE.guidance, sampler: str = "heun",
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Integrate dz/dt = v from t = 1 (noise) to t = 0 (data): (P prompts) => (P * n_per_prompt, latent_dim).
+
+    sampler "euler": z <- z + (t_next - t) v(z, t), one network evaluation per step (two with guidance).
+    sampler "heun": Euler's guess, then the average of the velocities at both ends (second order; the last
+    step is plain Euler), so 2 * steps - 1 evaluations for a much smaller error per step.
+    """
+    if sampler not in ("euler", "heun"):
+        raise ValueError(f"sampler must be 'euler' or 'heun', got {sampler!r}.")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}.")
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    states = states.repeat_interleave(n_per_prompt, 0).to(device)
+    mask = mask.repeat_interleave(n_per_prompt, 0).to(device)
+    z = torch.randn(len(states), model.latent_dim, generator=generator).to(device)
+    cond = model.context(states, mask)
+    guided = guidance != 1.0
+    if guided:  # the unconditional context: only the null token
+        uncond = model.context(states, torch.zeros_like(mask))
+        ctx = (torch.cat([cond[0], uncond[0]]), torch.cat([cond[1], uncond[1]]))
+
+    def velocity(z, t):
+        tt = torch.full((len(z),), t, device=device)
+        if not guided:
+            return model(z, tt, None, None, context=cond)
+        v = model(torch.cat([z, z]), torch.cat([tt, tt]), None, None, context=ctx)   # one batch for both
+        v_c, v_u = v.chunk(2)
+        return guided_velocity(v_c, v_u, guidance)
+
+    ts = torch.linspace(1, 0, steps + 1).tolist()
+    for i in range(steps):
+        t, t_next = ts[i], ts[i + 1]
+        v = velocity(z, t)
+        z_euler = z + (t_next - t) * v
+        if sampler == "heun" and i < steps - 1:
+            z = z + (t_next - t) * 0.5 * (v + velocity(z_euler, t_next))
+        else:
+            z = z_euler
+    model.train(was)
+    return z.cpu()
+
+
+def network_evaluations(steps: int, sampler: str = "heun", guidance: float = RECIPE.guidance) -> int:
+    """Forward passes of the denoiser per image (a guided pass counts twice)."""
+    per = 2 if guidance != 1.0 else 1
+    return per * (2 * steps - 1 if sampler == "heun" else steps)
+
+
+# ---------------------------------------------------------------- text: token states, cached per caption
+
+@torch.no_grad()
+def token_states(encoder, texts: list, batch_size: int = 64):
+    """The pretrained encoder's last hidden states for each prompt: (N, S, D) float32 and mask (N, S).
+
+    encoder: a text.PretrainedTextEncoder (its tokenizer and network). S is the longest prompt's length.
+    """
+    from .text import check_texts
+    texts = check_texts(texts)
+    states, masks = [], []
+    for i in range(0, len(texts), batch_size):
+        batch = encoder.tokenizer(texts[i:i + batch_size], padding=True, truncation=True,
+                                  max_length=encoder.max_length, return_tensors="pt").to(encoder.device)
+        states.append(encoder.model(**batch).last_hidden_state.float().cpu())
+        masks.append(batch["attention_mask"].cpu())
+    S = max(s.shape[1] for s in states)
+    states = torch.cat([F.pad(s, (0, 0, 0, S - s.shape[1])) for s in states])
+    masks = torch.cat([F.pad(m, (0, S - m.shape[1])) for m in masks])
+    return states, masks
+
+
+class TokenTable:
+    """Captions of a training set with their token states computed once (like chapter 6's CaptionTable).
+
+    states (U, S, D) float16 and mask (U, S) hold each distinct caption once; index (K, N) says which row
+    caption k of image n is.
+    """
+
+    def __init__(self, data, encoder, captions_per_image: int = RECIPE.captions_per_image, seed: int = 0):
+        start = time.perf_counter()
+        per_seed = [vocabulary.make_rich_captions(data, "train", seed=seed + k) for k in range(captions_per_image)]
+        self.texts = sorted({t for caps in per_seed for t in caps})
+        row = {t: i for i, t in enumerate(self.texts)}
+        states, self.mask = token_states(encoder, self.texts)
+        self.states = states.half()
+        self.index = torch.tensor([[row[t] for t in caps] for caps in per_seed])  # (K, N)
+        self.labels = torch.zeros(len(self.texts), dtype=torch.long)             # the class each caption names
+        self.labels[self.index[0]] = data.y_train.long()
+        for k in range(1, len(self.index)):
+            self.labels[self.index[k]] = data.y_train.long()
+        self.pooled = pool(states, self.mask)                                     # (U, D), for the unknown check
+        self.encode_seconds = time.perf_counter() - start
+
+    def batch(self, idx: torch.Tensor, generator: torch.Generator):
+        k = torch.randint(self.index.shape[0], (len(idx),), generator=generator)
+        rows = self.index[k, idx]
+        return self.states[rows].float(), self.mask[rows]
+
+
+# ---------------------------------------------------------------- training
+
+def train_diffusion(data, codec: LatentCodec, table: TokenTable, num_steps: int | None = None,
+                    conditioning: str = "cross", seed: int = 0, lr: float = RECIPE.lr,
+                    batch_size: int = RECIPE.batch_size, cond_drop: float = RECIPE.cond_drop, device=None,
+                    progress: bool = True, desc: str | None = None):
+    """Train a Denoiser by flow matching on the codec's latents of data.X_train; return (model, history).
+
+    Each step: a batch of latents, one caption each (token states from `table`), a share cond_drop of them
+    with the prompt removed, a random time and noise, and the MSE between predicted and true velocity.
+    history: "loss" (mean per 100 steps), "seconds" (training wall time), "cpu_seconds".
+    """
+    dataset = captions._check_dataset(data.name)
+    num_steps = num_steps or pick(RECIPE.num_steps[dataset], RECIPE.fast_steps)
+    g = seed_everything(seed)
+    device = device or get_device()
+    Z = codec.encode_all(data.X_train)
+    model = Denoiser(codec.latent_dim, table.states.shape[-1], conditioning=conditioning).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=num_steps, pct_start=0.05)
+    history = {"loss": [], "step": []}
+    running, start, cpu = [], time.perf_counter(), time.process_time()
+    bar = tqdm(range(1, num_steps + 1), desc=desc or f"flow matching [{conditioning}]", disable=not progress)
+    for step in bar:
+        idx = torch.randint(len(Z), (batch_size,), generator=g)
+        states, mask = table.batch(idx, g)
+        keep = (torch.rand(batch_size, 1, generator=g) >= cond_drop).to(mask.dtype)
+        loss = flow_matching_loss(model, Z[idx].to(device), states.to(device), (mask * keep).to(device), g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        running.append(loss.item())
+        if step % 100 == 0 or step == num_steps:
+            history["loss"].append(sum(running) / len(running))
+            history["step"].append(step)
+            running = []
+            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
+    history["seconds"] = time.perf_counter() - start
+    history["cpu_seconds"] = time.process_time() - cpu
+    model.eval()
+    return model, history
+
+
+# ---------------------------------------------------------------- prompts the model cannot serve
+
+# Prompts outside what chapter 7's generators were trained on: other objects, and other languages (MiniLM
+# was trained on English; "一件连衣裙" means "a dress"). Documented here so the separation can be measured.
+OUT_OF_DOMAIN_PROMPTS = [
+    "a red sports car", "a cat sleeping on a sofa", "a bowl of noodle soup", "the eiffel tower at night",
+    "a mountain landscape", "a laptop computer", "a cup of coffee", "a bicycle", "an elephant",
+    "a birthday cake", "a rainy street in tokyo", "a slice of pizza",
+    "一件连衣裙", "一双运动鞋", "一条裤子", "数字七", "un vestido rojo", "eine Tasche", "une chemise", "три",
+]
+
+
+def familiarity(query: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Cosine of each query vector (Q, D) to its nearest known vector (K, D): (Q,). Both unit length."""
+    return (query @ known.T).amax(1)
+
+
+def auroc(scores_in: torch.Tensor, scores_out: torch.Tensor) -> float:
+    """Probability that a random in-domain prompt scores higher than a random out-of-domain one (ties: 1/2)."""
+    diff = scores_in.double()[:, None] - scores_out.double()[None, :]
+    return float(((diff > 0).double() + 0.5 * (diff == 0).double()).mean())
+
+
+# ---------------------------------------------------------------- prompt -> images, with an honest answer
+
+@dataclass
+class Generation:
+    """What `TextToImage.generate` returns: the images, and how familiar the prompt was to the model."""
+
+    images: torch.Tensor          # (n, 1, 28, 28) in [0, 1]
+    familiarity: float            # cosine of the prompt to the nearest training caption
+    known: bool                   # familiarity >= the model's threshold
+    nearest: list                 # the classes of the closest training captions, most similar first
+    seconds: float                # wall time of encoding + sampling + decoding
+
+
+class TextToImage:
+    """Chapter 7's generator as one object: encoder + denoiser + codec + what it knows (for unknown prompts).
+
+    known_pooled (U, D): pooled embeddings of the distinct training captions; known_labels (U,): their class.
+    """
+
+    def __init__(self, codec: LatentCodec, model: Denoiser, encoder, known_pooled: torch.Tensor,
+                 known_labels: torch.Tensor, dataset: str, threshold: float = RECIPE.unknown_threshold):
+        self.codec, self.model, self.encoder = codec.eval(), model.eval(), encoder
+        self.known_pooled = F.normalize(known_pooled.float(), dim=-1)
+        self.known_labels = known_labels.long()
+        self.dataset = captions._check_dataset(dataset)
+        self.threshold = threshold
+
+    def check_prompt(self, states: torch.Tensor, mask: torch.Tensor):
+        """(familiarity (P,), nearest classes per prompt (P, 3)) from the prompts' token states."""
+        sims = pool(states, mask) @ self.known_pooled.T                   # (P, U)
+        order = sims.argsort(dim=1, descending=True)
+        nearest = []
+        for row in self.known_labels[order]:
+            seen = list(dict.fromkeys(row.tolist()))                      # classes by their best caption
+            nearest.append(seen[:3])
+        return sims.amax(1), nearest
+
+    @torch.no_grad()
+    def images_for(self, states, mask, n_per_prompt: int = 1, steps: int = RECIPE.sample_steps,
+                   guidance: float = RECIPE.guidance, sampler: str = "heun", generator=None) -> torch.Tensor:
+        z = sample_latents(self.model, states, mask, n_per_prompt, steps, guidance, sampler, generator)
+        return self.codec.decode(z.to(self.codec.mean.device)).cpu()
+
+    @torch.no_grad()
+    def generate(self, prompt: str, n: int = 16, steps: int = RECIPE.sample_steps, guidance: float = RECIPE.guidance,
+                 sampler: str = "heun", seed: int = 0) -> Generation:
+        start = time.perf_counter()
+        states, mask = token_states(self.encoder, [prompt])
+        fam, nearest = self.check_prompt(states, mask)
+        images = self.images_for(states, mask, n, steps, guidance, sampler, torch.Generator().manual_seed(seed))
+        return Generation(images, float(fam[0]), bool(fam[0] >= self.threshold), nearest[0],
+                          time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- shipped weights
+
+SHIPPED_FORMAT = "textimg_lessons.diffusion.TextToImage/v1"
+SHIPPED_COMMAND = "textimg-lessons train diffusion"
+
+
+def shipped_model_path(dataset: str):
+    from .config import shipped_data_dir
+    return shipped_data_dir() / f"diffusion_{captions._check_dataset(dataset)}.safetensors"
+
+
+def save_model(t2i: TextToImage, path, metadata: dict | None = None):
+    """Save codec, denoiser and the known-caption embeddings as float16 safetensors (write, then rename)."""
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {f"codec.{k}": v for k, v in t2i.codec.state_dict().items()}
+    state.update({f"model.{k}": v for k, v in t2i.model.state_dict().items()})
+    state["known.pooled"], state["known.labels"] = t2i.known_pooled, t2i.known_labels
+    state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()).contiguous()
+             for k, v in state.items()}
+    meta = {"format": SHIPPED_FORMAT, "dataset": t2i.dataset, "threshold": t2i.threshold,
+            "codec_latent_dim": t2i.codec.latent_dim, "codec_channels": t2i.codec.encoder.features[0].out_channels,
+            **{f"model_{k}": v for k, v in t2i.model.config().items()}}
+    meta.update(metadata or {})
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata={k: str(v) for k, v in meta.items()})
+    tmp.replace(path)
+    return path
+
+
+def load_model(dataset: str, path=None, encoder=None, device=None) -> TextToImage:
+    """The shipped (or a saved) chapter-7 generator; `.metadata` says how it was trained.
+
+    encoder: a text.PretrainedTextEncoder to reuse (default: load MiniLM, the encoder it was trained with).
+    """
+    from pathlib import Path
+
+    from safetensors import safe_open
+    dataset = captions._check_dataset(dataset)
+    path = Path(path) if path is not None else shipped_model_path(dataset)
+    if not path.exists():
+        raise FileNotFoundError(f"no diffusion weights at {path.name}; restore them with `git checkout -- "
+                                f"textimg_lessons/shipped/{path.name}` or rebuild them with `{SHIPPED_COMMAND}`.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # truncated or garbled files raise various errors inside safetensors
+        raise ValueError(f"{path.name} is not a readable safetensors file ({type(e).__name__}: {e}).") from None
+    if meta.get("format") != SHIPPED_FORMAT or meta.get("dataset") != dataset:
+        raise ValueError(f"{path.name} is not a {dataset} diffusion model saved by save_model "
+                         f"(format {meta.get('format')!r}, dataset {meta.get('dataset')!r}).")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    codec = LatentCodec(int(meta["codec_latent_dim"]), int(meta["codec_channels"]))
+    codec.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("codec.")})
+    cfg = {k[6:]: meta[k] for k in meta if k.startswith("model_")}
+    model = Denoiser(**{k: (v if k == "conditioning" else int(v)) for k, v in cfg.items()})
+    model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+    if encoder is None:
+        from .text import PretrainedTextEncoder
+        encoder = PretrainedTextEncoder()
+    device = device or get_device()
+    t2i = TextToImage(codec.to(device), model.to(device), encoder, state["known.pooled"], state["known.labels"],
+                      dataset, float(meta["threshold"]))
+    t2i.metadata = meta
+    return t2i
+
+
+def train_text_to_image(data, encoder, conditioning: str = "cross", num_steps: int | None = None,
+                        codec: LatentCodec | None = None, table: TokenTable | None = None, seed: int = 0,
+                        progress: bool = True):
+    """The chapter's whole recipe: latent VAE (unless given), token table (unless given), denoiser.
+
+    Returns (TextToImage, history) with history "codec_seconds", "table_seconds", "seconds" (denoiser).
+    """
+    history = {"codec_seconds": 0.0}
+    if codec is None:
+        codec, h = train_codec(data, seed=seed, progress=progress)
+        history["codec_seconds"] = h["seconds"]
+    table = table if table is not None else TokenTable(data, encoder, seed=seed)
+    history["table_seconds"] = table.encode_seconds
+    model, h = train_diffusion(data, codec, table, num_steps, conditioning, seed=seed, progress=progress)
+    history.update(h)
+    return TextToImage(codec, model, encoder, table.pooled, table.labels, data.name), history
+
+
+def train_shipped(datasets=DATASETS, out_dir=None, seed: int = 0) -> list:
+    """Train and save the generators behind `textimg-lessons generate --model diffusion` (full recipe)."""
+    from pathlib import Path
+
+    from .data import load_dataset
+    from .text import PretrainedTextEncoder
+    encoder = PretrainedTextEncoder()
+    report = []
+    for ds in datasets:
+        start = time.perf_counter()
+        data = load_dataset(ds)
+        t2i, h = train_text_to_image(data, encoder, seed=seed)
+        path = shipped_model_path(ds) if out_dir is None else Path(out_dir) / shipped_model_path(ds).name
+        save_model(t2i, path, {"command": SHIPPED_COMMAND, "seed": seed, "steps": h["step"][-1],
+                               "codec_seconds": round(h["codec_seconds"], 1), "train_seconds": round(h["seconds"], 1),
+                               "train_cpu_seconds": round(h["cpu_seconds"], 1), "source": data.source,
+                               "threads": torch.get_num_threads()})
+        report.append({"dataset": ds, "file": path.name, "seconds": round(time.perf_counter() - start, 1)})
+        print(report[-1], flush=True)
+    return report
