@@ -152,7 +152,7 @@ def test_judge_helpers_reject_bad_input():
         judge_features(judge, torch.rand(2, 1, 32, 32))
     with pytest.raises(TypeError, match="Judge"):
         judge_predict(nn.Linear(2, 2), torch.rand(2, 1, 28, 28))
-    with pytest.raises(ValueError, match="no judge"):
+    with pytest.raises(ValueError, match="unknown dataset"):
         load_judge("cifar10")
 
 

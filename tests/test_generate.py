@@ -22,7 +22,7 @@ def test_empty_prompt_is_a_clear_error(tmp_path, capsys):
     assert "prompt is empty" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(G.GenerateError, match="empty"):
-        G.check_prompt("")
+        G.validate_prompt("")
 
 
 def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
@@ -71,3 +71,29 @@ def test_out_of_range_guidance_is_a_clear_error(tmp_path, capsys):
     assert main(["generate", "a bag", "--guidance", "50", "--out", str(out)]) == 2
     assert "--guidance must be a number between 0 and 20" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_read_only_folder_is_refused_before_any_model_work(tmp_path, capsys, monkeypatch):
+    import os
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        monkeypatch.setattr(G, "generate", lambda *a, **k: pytest.fail("generate ran before --out was checked"))
+        assert main(["generate", "a bag", "--out", str(folder / "grid.png")]) == 2
+        assert "read-only" in capsys.readouterr().err
+    finally:
+        folder.chmod(0o700)
+
+
+def test_existing_file_and_folder_as_out_are_refused_before_any_model_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(G, "generate", lambda *a, **k: pytest.fail("generate ran before --out was checked"))
+    assert main(["generate", "a bag", "--out", str(tmp_path)]) == 2
+    assert "must end in .png" in capsys.readouterr().err
+    (tmp_path / "d.png").mkdir()
+    assert main(["generate", "a bag", "--out", str(tmp_path / "d.png")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["generate", "a bag", "--n", "0", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--n must be between" in capsys.readouterr().err

@@ -339,21 +339,3 @@ def _train_epochs(net, X, y, data, num_epochs, lr, batch_size, momentum, weight_
             history["train_acc"].append(net.accuracy(X, y))
             history["test_acc"].append(net.accuracy(data.X_test, data.y_test))
             bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", test_acc=f"{history['test_acc'][-1]:.3f}")
-
-
-def bench() -> list:
-    """Chapter 1's headline numbers: the notebook's MLP recipe on load_mnist(), test accuracy and train time."""
-    from .data import load_mnist
-    data = load_mnist()
-    net, history = train_manual_mlp(data)
-    acc = history["test_acc"][-1]
-    online_full = "online" in data.source and "full" in data.source
-    target = pick(0.97 if online_full else 0.92, 0.75)
-    dataset = data.source
-    return [
-        {"metric": "test_accuracy", "value": acc, "dataset": dataset, "target": f">= {target}",
-         "met": acc >= target, "wall_seconds": history["seconds"]},
-        {"metric": "train_seconds", "value": history["seconds"], "dataset": dataset,
-         "target": pick("< 180", None), "met": pick(history["seconds"] < 180, None),
-         "wall_seconds": history["seconds"]},
-    ]

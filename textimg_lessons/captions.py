@@ -27,10 +27,10 @@ import re
 
 import torch
 
-from .data import dataset_key
+from .datasets import NAMES as DATASETS
+from .datasets import require_dataset
 
 FAMILIES = ("train", "heldout_phrasing", "heldout_synonym")
-DATASETS = ("fashion_mnist", "mnist")
 ATTRIBUTES = ("size", "thickness", "slant", "brightness")
 
 CLASS_WORDS = {
@@ -78,14 +78,7 @@ TEMPLATES = {
 }
 
 
-def _check_dataset(dataset: str) -> str:
-    key = dataset_key(dataset)
-    if key not in DATASETS:
-        raise ValueError(f"Unknown dataset {dataset!r}; choose one of {DATASETS}.")
-    return key
-
-
-def _check_family(family: str) -> str:
+def _require_family(family: str) -> str:
     if family not in FAMILIES:
         raise ValueError(f"Unknown caption family {family!r}; choose one of {FAMILIES}.")
     return family
@@ -93,13 +86,13 @@ def _check_family(family: str) -> str:
 
 def templates(dataset: str, family: str) -> list:
     """The templates of one family (heldout_synonym reuses the training templates with new class words)."""
-    dataset, family = _check_dataset(dataset), _check_family(family)
+    dataset, family = require_dataset(dataset), _require_family(family)
     return list(TEMPLATES[dataset]["train" if family == "heldout_synonym" else family])
 
 
 def class_words(dataset: str, family: str) -> list:
     """Per class, the list of class words a family uses (canonical words, or held-out synonyms)."""
-    dataset, family = _check_dataset(dataset), _check_family(family)
+    dataset, family = require_dataset(dataset), _require_family(family)
     if family == "heldout_synonym":
         return [list(s) for s in SYNONYMS[dataset]]
     return [[w] for w in CLASS_WORDS[dataset]]
@@ -210,7 +203,7 @@ def render(template: str, cls: str, words: dict | None = None) -> str:
 
 def caption(dataset: str, label: int, words: dict, family: str = "train", rng: random.Random | None = None) -> str:
     """One caption for an image of class `label` with attribute words `words` (from attribute_words)."""
-    dataset, family = _check_dataset(dataset), _check_family(family)
+    dataset, family = require_dataset(dataset), _require_family(family)
     if not 0 <= int(label) < 10:
         raise ValueError(f"label must be a class index 0-9, got {label!r}.")
     rng = rng if rng is not None else random.Random(0)
@@ -239,16 +232,24 @@ def make_captions(data, split: str = "train", family: str = "train", seed: int =
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    dataset = _check_dataset(data.name)
+    dataset = require_dataset(data.name)
     X, y = (data.X_train, data.y_train) if split == "train" else (data.X_test, data.y_test)
     words = attribute_words(image_attributes(X), train_cuts(data))
     rng = random.Random(seed)
     return [caption(dataset, int(label), w, family, rng) for label, w in zip(y.tolist(), words)]
 
 
+def prompt_set(dataset: str, family: str = "train"):
+    """The class prompts of one family as (texts, requested classes (P,)), class by class."""
+    prompts = class_prompts(dataset, family)
+    texts = [p for c in sorted(prompts) for p in prompts[c]]
+    labels = torch.tensor([c for c in sorted(prompts) for _ in prompts[c]])
+    return texts, labels
+
+
 def class_prompts(dataset: str, family: str = "train") -> dict:
     """{class index: prompts without attribute words}; chapter 6 measures prompt adherence with these."""
-    dataset, family = _check_dataset(dataset), _check_family(family)
+    dataset, family = require_dataset(dataset), _require_family(family)
     plain = [t for t in templates(dataset, family) if set(re.findall(r"{(\w+)}", t)) == {"cls"}]
     if family == "heldout_phrasing":  # fill attribute slots with the middle word: still no class information
         plain = templates(dataset, family)
@@ -266,7 +267,7 @@ def caption_corpus(dataset: str, n: int, seed: int = 0, family: str = "train") -
     """
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}.")
-    names = DATASETS if str(dataset).lower() == "both" else (_check_dataset(dataset),)
+    names = DATASETS if str(dataset).lower() == "both" else (require_dataset(dataset),)
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -279,7 +280,7 @@ def caption_corpus(dataset: str, n: int, seed: int = 0, family: str = "train") -
 def all_captions(dataset: str, family: str) -> set:
     """Every caption a family can produce (all templates, class words and attribute words)."""
     import itertools
-    dataset, family = _check_dataset(dataset), _check_family(family)
+    dataset, family = require_dataset(dataset), _require_family(family)
     combos = [dict(zip(ATTRIBUTE_WORDS, ws)) for ws in itertools.product(*ATTRIBUTE_WORDS.values())]
     return {render(t, w, words) for t in templates(dataset, family)
             for cls_words in class_words(dataset, family) for w in cls_words for words in combos}
@@ -292,8 +293,8 @@ def caption_distribution(dataset: str, family: str = "train") -> dict:
     words are drawn at random, so part of each caption cannot be predicted.
     """
     import itertools
-    names = DATASETS if str(dataset).lower() == "both" else (_check_dataset(dataset),)
-    family = _check_family(family)
+    names = DATASETS if str(dataset).lower() == "both" else (require_dataset(dataset),)
+    family = _require_family(family)
     probs: dict = {}
     for name in names:
         temps = templates(name, family)

@@ -2,7 +2,7 @@
 
 Chapter 2 writes convolution and max-pooling twice (explicit loops, then unfold + matrix product) and
 checks both against nn.Conv2d / nn.MaxPool2d; the versions here are the reference the notebook compares
-with. It then trains a LeNet-style CNN on MNIST with `train_cnn` (the same recipe `bench()` measures).
+with. It then trains a LeNet-style CNN on MNIST with `train_cnn` (the same recipe `textimg-lessons bench 02_cnn` measures).
 
 The *judges* are small CNN classifiers that later chapters use as metrics: their accuracy on generated
 images (does a "7" look like a 7?) and their penultimate-layer features (Frechet distance, chapter 3).
@@ -10,10 +10,11 @@ images (does a "7" look like a 7?) and their penultimate-layer features (Frechet
 
 Shipped judge weights (textimg_lessons/shipped/judge_<dataset>.safetensors) were produced by
 
-    TEXTIMG_OFFLINE=1 OMP_NUM_THREADS=1 python -m textimg_lessons.cnn train-judges \
+    TEXTIMG_OFFLINE=1 OMP_NUM_THREADS=1 textimg-lessons train judges \
         --out textimg_lessons/shipped --datasets mnist          (and again with --datasets fashion_mnist)
 
-(full mode, seed 0, CPU, torch 2.14; one thread each because the two ran side by side). The command trains
+(full mode, seed 0, CPU, torch 2.14; one thread each because the two ran side by side; the files' metadata
+records the command under its earlier name, `python -m textimg_lessons.cnn train-judges`). It trains
 with `train_judge`, saves with `save_judge` and prints the sha256 recorded in SHIPPED_SHA256 below.
 Measured test accuracy of the shipped weights (also stored in each file's metadata):
     mnist          0.9840 on the offline 1,000-image test split (trained on the offline 4,000, augmented, 30 epochs)
@@ -21,11 +22,9 @@ Measured test accuracy of the shipped weights (also stored in each file's metada
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from torch import nn
 
 from . import config
 from .config import get_device, pick, seed_everything
-from .data import dataset_key
+from .datasets import NAMES, require_dataset
 
 # ---------------------------------------------------------------- shapes
 
@@ -362,8 +361,8 @@ CNN_EPOCHS, CNN_EPOCHS_FAST = 20, 4
 
 # ---------------------------------------------------------------- judges
 
-JUDGE_DATASETS = ("mnist", "fashion_mnist")
-# sha256 of the shipped weight files; `python -m textimg_lessons.cnn train-judges` prints new ones.
+JUDGE_DATASETS = NAMES
+# sha256 of the shipped weight files; `textimg-lessons train judges` prints new ones.
 SHIPPED_SHA256 = {
     "mnist": "1abea325865a99138d280ffee7bb44452320795ee75298265bd9dce23bd0051e",
     "fashion_mnist": "e1fa2176689c9e85057426c66cb902ea061ef56961b9505e707d030e352b53aa",
@@ -375,22 +374,14 @@ class JudgeFileError(ValueError):
     """A judge weight file is missing, unreadable, corrupted or for another dataset."""
 
 
-def judge_key(dataset: str) -> str:
-    """Canonical dataset name of a judge: "mnist" or "fashion_mnist" (accepts "fashion-mnist", "fashion")."""
-    key = dataset_key(dataset)
-    if key not in JUDGE_DATASETS:
-        raise ValueError(f"no judge for dataset {dataset!r}; choose 'mnist' or 'fashion_mnist'.")
-    return key
-
-
 def shipped_judge_path(dataset: str) -> Path:
-    return config.shipped_data_dir() / f"judge_{judge_key(dataset)}.safetensors"
+    return config.shipped_data_dir() / f"judge_{require_dataset(dataset)}.safetensors"
 
 
 def local_judge_path(dataset: str) -> Path:
     """Where a judge trained on this machine is cached (never over the shipped file)."""
     suffix = ".fast" if config.fast_mode() else ""
-    return config.data_dir() / "judges" / f"judge_{judge_key(dataset)}{suffix}.safetensors"
+    return config.data_dir() / "judges" / f"judge_{require_dataset(dataset)}{suffix}.safetensors"
 
 
 def _tensor_digest(state: dict) -> str:
@@ -414,7 +405,7 @@ def save_judge(judge: Judge, path, dataset: str, metadata: dict | None = None) -
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in judge.state_dict().items()}
-    meta = {"format": JUDGE_FORMAT, "dataset": judge_key(dataset), "tensor_sha256": _tensor_digest(state)}
+    meta = {"format": JUDGE_FORMAT, "dataset": require_dataset(dataset), "tensor_sha256": _tensor_digest(state)}
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
     tmp = path.with_suffix(".tmp")
     save_file(state, str(tmp), metadata=meta)
@@ -430,7 +421,7 @@ def verify_judge_file(path, dataset: str, expected_sha256: str | None = None) ->
     are finite, and (if given) the whole file's sha256 equals `expected_sha256`.
     """
     from safetensors import safe_open
-    path, key = Path(path), judge_key(dataset)
+    path, key = Path(path), require_dataset(dataset)
     if not path.exists():
         raise JudgeFileError(f"{path.name} does not exist")
     if expected_sha256 is not None and _file_sha256(path) != expected_sha256:
@@ -472,7 +463,7 @@ def train_judge(dataset: str, num_epochs: int | None = None, seed: int = 0):
     60k MNIST gets ~3 epochs; Fashion-MNIST 4 epochs of 60k. Fast mode: 3 epochs on the small subset.
     """
     from .data import load_dataset
-    key = judge_key(dataset)
+    key = require_dataset(dataset)
     data = load_dataset(key)
     if num_epochs is None:
         budget = {"mnist": 120_000, "fashion_mnist": 240_000}[key]  # training images seen in total
@@ -494,7 +485,7 @@ def load_judge(dataset: str, device=None, train_if_missing: bool = True) -> Judg
     cache it there (the shipped file is never overwritten). Fast mode loads the same full-quality
     shipped weights, because a metric needs a good judge.
     """
-    key = judge_key(dataset)
+    key = require_dataset(dataset)
     device = device or get_device()
     shipped = shipped_judge_path(key)
     try:
@@ -543,78 +534,33 @@ def judge_features(judge: Judge, X: torch.Tensor, batch_size: int = 500) -> torc
 
 def judge_predict(judge: Judge, X: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Predicted classes (N,) int64 of images X (N, 1, 28, 28) in [0, 1], on the CPU."""
-    from .metrics import judge_logits
+    from .metrics import judge_classes
     _require_judge(judge, batch_size)
-    return judge_logits(judge, X, batch_size).argmax(1)
+    return judge_classes(judge, X, batch_size)
 
 
-# ---------------------------------------------------------------- benchmark
+# ---------------------------------------------------------------- rebuilding the shipped judges
+
+TRAIN_JUDGES_COMMAND = "textimg-lessons train judges"
 
 
-def bench() -> list:
-    """Chapter 2's headline numbers: train the chapter CNN with `train_cnn` (the notebook's recipe) and
-    evaluate both shipped judges (not retrained) on their test sets."""
-    from .data import load_fashion_mnist, load_mnist
-    rows = []
-    data = load_mnist()
-    start = time.perf_counter()
-    net, history = train_cnn(data, seed=0)
-    wall = time.perf_counter() - start
-    acc, target = history["test_acc_final"], pick(0.975, 0.70)
-    dataset = f"mnist ({len(data.X_train):,} train / {len(data.X_test):,} test, {data.source})"
-    rows.append({"metric": "cnn_test_accuracy (ModernLeNet, train_cnn recipe, trained now)", "value": acc,
-                 "dataset": dataset, "target": f">= {target}", "met": acc >= target, "wall_seconds": wall})
-    limit = pick(180.0, None)
-    rows.append({"metric": "cnn_train_wall_seconds", "value": history["seconds"], "dataset": dataset,
-                 "target": f"<= {limit:.0f} on an unshared 2-core CPU" if limit else None,
-                 "met": history["seconds"] <= limit if limit else None, "wall_seconds": wall})
-    # On a shared machine the wall time above mostly measures other jobs; the CPU time this process used
-    # is what an unshared CPU needs (about that long with one thread, less with two).
-    rows.append({"metric": "cnn_train_cpu_seconds (this process)", "value": history["cpu_seconds"],
-                 "dataset": dataset, "target": f"<= {limit:.0f}" if limit else None,
-                 "met": history["cpu_seconds"] <= limit if limit else None, "wall_seconds": wall})
-    for key, d, target in [("mnist", data, 0.975), ("fashion_mnist", load_fashion_mnist(), 0.90)]:
-        start = time.perf_counter()
-        judge = load_judge(key, device="cpu", train_if_missing=False)
-        acc = (judge_predict(judge, d.X_test) == d.y_test).float().mean().item()
-        # the shipped weights are full quality in either mode, so the target is the same
-        rows.append({"metric": f"judge_{key}_test_accuracy (shipped weights, not retrained)", "value": acc,
-                     "dataset": f"{key} ({len(d.X_test):,} test images)", "target": f">= {target}",
-                     "met": acc >= target, "wall_seconds": time.perf_counter() - start, "retrained": False})
-    return rows
+def train_judges(out_dir, datasets=JUDGE_DATASETS, seed: int = 0) -> list:
+    """Train and save a judge per dataset in out_dir (what `textimg-lessons train judges` runs).
 
-
-# ---------------------------------------------------------------- command line
-
-
-def _train_judges_main(out: str, datasets, seed: int) -> None:
-    out_dir = Path(out)
+    Prints and returns one summary per judge, with the file's sha256 to paste into SHIPPED_SHA256.
+    """
+    out_dir = Path(out_dir)
+    report = []
     for key in datasets:
-        key = judge_key(key)
+        key = require_dataset(key)
         start = time.perf_counter()
         judge, history = train_judge(key, seed=seed)
         path = out_dir / f"judge_{key}.safetensors"
         save_judge(judge, path, key, {
             "test_accuracy": f"{history['test_acc']:.4f}", "num_epochs": history["num_epochs"],
-            "seed": seed, "source": history["source"],
-            "command": "python -m textimg_lessons.cnn train-judges"})
-        print(json.dumps({"dataset": key, "test_accuracy": round(history["test_acc"], 4),
-                          "num_epochs": history["num_epochs"], "seconds": round(time.perf_counter() - start, 1),
-                          "file": path.name, "bytes": path.stat().st_size, "sha256": _file_sha256(path)}))
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m textimg_lessons.cnn", description="chapter 2 tools")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train-judges", help="train the MNIST and Fashion-MNIST judges and save them")
-    p.add_argument("--out", default=str(config.data_dir() / "judges"),
-                   help="output folder (the shipped files live in textimg_lessons/shipped)")
-    p.add_argument("--datasets", nargs="+", default=list(JUDGE_DATASETS))
-    p.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    _train_judges_main(args.out, args.datasets, args.seed)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            "seed": seed, "source": history["source"], "command": TRAIN_JUDGES_COMMAND})
+        report.append({"dataset": key, "test_accuracy": round(history["test_acc"], 4),
+                       "num_epochs": history["num_epochs"], "seconds": round(time.perf_counter() - start, 1),
+                       "file": path.name, "bytes": path.stat().st_size, "sha256": _file_sha256(path)})
+        print(json.dumps(report[-1]))
+    return report

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # torch is imported inside the functions that use it: the command line starts without it
+    import torch
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -45,6 +46,7 @@ def pick(full, fast):
 
 def get_device() -> torch.device:
     """cuda, then mps, then cpu; TEXTIMG_DEVICE overrides (and is checked to exist)."""
+    import torch
     wanted = os.environ.get("TEXTIMG_DEVICE", "").strip()
     if wanted:
         try:
@@ -67,6 +69,8 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (all devices); return a torch.Generator seeded the same way."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    import numpy as np
+    import torch
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

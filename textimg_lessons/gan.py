@@ -395,36 +395,3 @@ def evaluate(G: nn.Module, judge: nn.Module, real_images: Tensor, n: int | None 
     return {"frechet": judge_frechet_distance(judge, real_images, fake), "histogram": hist,
             "coverage": class_coverage(hist), "min_share": float(hist.min()),
             "confidence": judge_confidence(judge, fake)}
-
-
-def bench() -> list:
-    """MLP GAN vs DCGAN with the notebook's recipe on Fashion-MNIST: Frechet distances, ratio, coverage, time."""
-    from .cnn import load_judge
-    from .data import load_fashion_mnist
-    data = load_fashion_mnist()
-    judge = load_judge("fashion_mnist")
-    real = data.X_test
-    rows, results = [], {}
-    for kind in ("mlp", "dcgan"):
-        G, _, history = train_recipe(data, kind)
-        results[kind] = {**evaluate(G, judge, real), "seconds": history["seconds"]}
-    mlp, dc = results["mlp"], results["dcgan"]
-    ratio = dc["frechet"] / max(mlp["frechet"], 1e-12)
-    ds = "fashion_mnist"
-    rows += [
-        {"metric": "mlp_gan_frechet", "value": mlp["frechet"], "dataset": ds, "target": None, "met": None,
-         "wall_seconds": mlp["seconds"]},
-        {"metric": "dcgan_frechet", "value": dc["frechet"], "dataset": ds, "target": None, "met": None,
-         "wall_seconds": dc["seconds"]},
-        {"metric": "dcgan_over_mlp_frechet_ratio", "value": ratio, "dataset": ds, "target": "<= 0.5",
-         "met": ratio <= 0.5, "wall_seconds": dc["seconds"] + mlp["seconds"]},
-        {"metric": "dcgan_class_coverage", "value": float(dc["coverage"]), "dataset": ds, "target": ">= 10",
-         "met": dc["coverage"] >= 10, "wall_seconds": dc["seconds"]},
-        {"metric": "dcgan_min_class_share", "value": dc["min_share"], "dataset": ds, "target": ">= 0.05",
-         "met": dc["min_share"] >= 0.05, "wall_seconds": dc["seconds"]},
-        {"metric": "dcgan_judge_confidence", "value": dc["confidence"], "dataset": ds, "target": None,
-         "met": None, "wall_seconds": dc["seconds"]},
-        {"metric": "dcgan_train_seconds", "value": dc["seconds"], "dataset": ds, "target": "<= 600",
-         "met": dc["seconds"] <= 600, "wall_seconds": dc["seconds"]},
-    ]
-    return rows

@@ -93,6 +93,33 @@ def judge_logits(judge: nn.Module, images: Tensor, batch_size: int = 500) -> Ten
         judge.train(was_training)
 
 
+def judge_classes(judge: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
+    """The judge's class (N,) for each image; any classifier module returning logits works."""
+    return judge_logits(judge, images, batch_size).argmax(1)
+
+
+# ---------------------------------------------------------------- prompt adherence (chapter 6)
+
+def prompt_adherence(judge, images: Tensor, requested: Tensor) -> float:
+    """Share of generated images that the judge classifies as the requested class (chapter 6).
+
+    judge: any classifier returning logits (N, num_classes); images (N, 1, 28, 28) in [0, 1];
+    requested (N,) class indices. 1.0 = every image shows what was asked for; chance is 1 / num_classes.
+    """
+    requested = torch.as_tensor(requested).long().flatten()
+    if len(images) != len(requested):
+        raise ValueError(f"{len(images)} images but {len(requested)} requested classes; pass one class per image.")
+    if len(images) == 0:
+        raise ValueError("adherence of zero images is undefined; generate at least one image.")
+    return float((judge_classes(judge, images) == requested).float().mean())
+
+
+def confusion_matrix(requested: Tensor, predicted: Tensor, num_classes: int = 10) -> Tensor:
+    """(num_classes, num_classes) counts: row = requested class, column = the judge's class."""
+    flat = requested.long() * num_classes + predicted.long()
+    return torch.bincount(flat, minlength=num_classes ** 2).view(num_classes, num_classes)
+
+
 # ---------------------------------------------------------------- Frechet distance
 
 class _GivenFeatures(nn.Module):

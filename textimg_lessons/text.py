@@ -18,7 +18,6 @@ import math
 import os
 import re
 import socket
-import string
 import time
 import warnings
 from pathlib import Path
@@ -36,7 +35,7 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 # ---------------------------------------------------------------- input checks
 
-def check_texts(texts) -> list:
+def validate_texts(texts) -> list:
     """Validate a batch of prompts: a list of non-empty strings (a single string counts as a batch of one)."""
     if isinstance(texts, str):
         texts = [texts]
@@ -74,6 +73,9 @@ class CharTokenizer:
 
     def decode(self, ids) -> str:
         return "".join(self.itos[i] for i in ids if self.itos[i] not in (PAD, BOS, EOS))
+
+    def token_id(self, token: str) -> int | None:
+        return self.stoi.get(token)
 
 
 class WordTokenizer(CharTokenizer):
@@ -114,35 +116,71 @@ def train_subword_tokenizer(corpus, vocab_size: int = 400):
     return tok
 
 
-def _ids(tokenizer, text: str) -> list:
-    """Token ids from either a `tokenizers.Tokenizer` or one of the tiny tokenisers above."""
-    out = tokenizer.encode(text)
-    return out.ids if hasattr(out, "ids") else out
+class SubwordAdapter:
+    """A `tokenizers.Tokenizer` (from train_subword_tokenizer) seen through the course's tokeniser interface.
+
+    The course's interface is CharTokenizer's: encode(text) -> list of ids, decode(ids) -> text without
+    special tokens, token_id(token) -> id or None, vocab_size. The library's own encode returns an object
+    with .ids, so the tiny GPT code talks to it through this adapter.
+    """
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def encode(self, text: str) -> list:
+        return self.tokenizer.encode(text).ids
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def token_id(self, token: str) -> int | None:
+        return self.tokenizer.token_to_id(token)
 
 
-def _decode(tokenizer, ids) -> str:
-    if hasattr(tokenizer, "token_to_id"):
-        return tokenizer.decode(list(ids), skip_special_tokens=True)
-    return tokenizer.decode(list(ids))
+def as_course_tokenizer(tokenizer):
+    """The tokeniser itself if it is one of the course's (CharTokenizer, WordTokenizer, SubwordAdapter),
+    else a `tokenizers.Tokenizer` wrapped in SubwordAdapter."""
+    if isinstance(tokenizer, (CharTokenizer, SubwordAdapter)):
+        return tokenizer
+    from tokenizers import Tokenizer
+    if isinstance(tokenizer, Tokenizer):
+        return SubwordAdapter(tokenizer)
+    raise TypeError(f"unknown tokeniser {type(tokenizer).__name__}; use CharTokenizer, WordTokenizer or "
+                    "train_subword_tokenizer.")
 
 
-def _special_id(tokenizer, token: str) -> int:
-    i = tokenizer.token_to_id(token) if hasattr(tokenizer, "token_to_id") else tokenizer.stoi.get(token)
+def token_ids(tokenizer, text: str) -> list:
+    """Token ids of text, for any of the course's tokenisers."""
+    return as_course_tokenizer(tokenizer).encode(text)
+
+
+def decode_ids(tokenizer, ids) -> str:
+    """Text of token ids without special tokens, for any of the course's tokenisers."""
+    return as_course_tokenizer(tokenizer).decode(ids)
+
+
+def special_id(tokenizer, token: str) -> int:
+    """The id of a special token (PAD, BOS, EOS, UNK); a clear error if the tokeniser lacks it."""
+    i = as_course_tokenizer(tokenizer).token_id(token)
     if i is None:
         raise ValueError(f"the tokenizer has no {token} token; train it with train_subword_tokenizer or use "
                          "CharTokenizer/WordTokenizer.")
     return i
 
 
-def _vocab_size(tokenizer) -> int:
-    return tokenizer.get_vocab_size() if hasattr(tokenizer, "get_vocab_size") else tokenizer.vocab_size
+def vocab_size_of(tokenizer) -> int:
+    return as_course_tokenizer(tokenizer).vocab_size
 
 
 def batch_encode(tokenizer, texts, block_size: int):
     """<bos> text <eos>, right-padded with <pad> and cut to block_size: returns (ids, attention_mask), (N, T)."""
-    texts = check_texts(texts)
-    pad, bos, eos = (_special_id(tokenizer, t) for t in (PAD, BOS, EOS))
-    seqs = [([bos] + _ids(tokenizer, t) + [eos])[:block_size] for t in texts]
+    texts = validate_texts(texts)
+    pad, bos, eos = (special_id(tokenizer, t) for t in (PAD, BOS, EOS))
+    seqs = [([bos] + token_ids(tokenizer, t) + [eos])[:block_size] for t in texts]
     T = max((len(s) for s in seqs), default=1)
     ids = torch.full((len(seqs), T), pad, dtype=torch.long)
     mask = torch.zeros((len(seqs), T), dtype=torch.long)
@@ -270,11 +308,25 @@ class TinyGPT(nn.Module):
         T = idx.shape[1]
         if T > self.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.block_size}; crop idx[:, -{self.block_size}:].")
-        pos = torch.arange(T, device=idx.device)
-        x = self.tok_emb(idx) + self.pos_emb(pos)  # (N, T) => (N, T, d_model)
+        return self.hidden_from_embeddings(self.tok_emb(idx), attention_mask)  # (N, T) => (N, T, d_model)
+
+    def hidden_from_embeddings(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Last hidden states (N, T, d_model) for input vectors x (N, T, d_model) given instead of token ids.
+
+        Positions are added here, so x may hold token embeddings or anything else of that size: chapter 6's
+        captioner puts an image's features in front of the caption's token embeddings.
+        """
+        T = x.shape[1]
+        if T > self.block_size:
+            raise ValueError(f"sequence length {T} exceeds block_size {self.block_size}; shorten the input.")
+        x = x + self.pos_emb(torch.arange(T, device=x.device))
         for block in self.blocks:
             x = block(x, attention_mask)
         return self.ln_f(x)
+
+    def logits_from_embeddings(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, T, d_model) input vectors => next-token logits (N, T, vocab_size)."""
+        return self.head(self.hidden_from_embeddings(x))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (N, T) => logits (N, T, vocab_size); logits[:, t] scores token t+1."""
@@ -362,7 +414,7 @@ def train_tiny_gpt(corpus, tokenizer=None, vocab_size: int = 400, d_model: int =
 def _train_tiny_gpt(corpus, tokenizer, vocab_size, d_model, n_layers, n_heads, block_size, num_steps,
                     batch_size, lr, val_fraction, eval_every, seed, device, progress):
     from tqdm.auto import tqdm
-    corpus = check_texts(list(corpus))
+    corpus = validate_texts(list(corpus))
     if len(corpus) < 10:
         raise ValueError(f"corpus has {len(corpus)} captions; pass at least 10 (see captions.caption_corpus).")
     num_steps = num_steps if num_steps is not None else config.pick(500, 100)
@@ -373,10 +425,10 @@ def _train_tiny_gpt(corpus, tokenizer, vocab_size, d_model, n_layers, n_heads, b
     train_text, val_text = corpus[:-n_val], corpus[-n_val:]
     if tokenizer is None:
         tokenizer = train_subword_tokenizer(train_text, vocab_size)
-    pad = _special_id(tokenizer, PAD)
+    pad = special_id(tokenizer, PAD)
     train_ids, _ = batch_encode(tokenizer, train_text, block_size + 1)
     val_ids, _ = batch_encode(tokenizer, val_text, block_size + 1)
-    model = TinyGPT(_vocab_size(tokenizer), d_model, n_layers, n_heads, block_size).to(device)
+    model = TinyGPT(vocab_size_of(tokenizer), d_model, n_layers, n_heads, block_size).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=num_steps, pct_start=0.1)
     history = {"step": [0], "train_loss": [float("nan")], "val_loss": [evaluate_lm(model, val_ids, pad)]}
@@ -408,15 +460,15 @@ def _train_tiny_gpt(corpus, tokenizer, vocab_size, d_model, n_layers, n_heads, b
 def sample_captions(model: TinyGPT, tokenizer, n: int = 8, temperature: float = 1.0, seed: int = 0,
                     prompt: str = "") -> list:
     """n captions sampled from the model, each starting with <bos> + prompt and stopping at <eos>."""
-    bos, eos = _special_id(tokenizer, BOS), _special_id(tokenizer, EOS)
-    start = [bos] + (_ids(tokenizer, prompt) if prompt else [])
+    bos, eos = special_id(tokenizer, BOS), special_id(tokenizer, EOS)
+    start = [bos] + (token_ids(tokenizer, prompt) if prompt else [])
     idx = torch.tensor([start] * n, device=next(model.parameters()).device)
     out = model.generate(idx, model.block_size - len(start), temperature, torch.Generator().manual_seed(seed), eos)
     texts = []
     for row in out.tolist():
         row = row[1:]
         row = row[:row.index(eos)] if eos in row else row
-        texts.append(_decode(tokenizer, row))
+        texts.append(decode_ids(tokenizer, row))
     return texts
 
 
@@ -430,7 +482,7 @@ class TinyTextEncoder:
 
     @torch.no_grad()
     def encode(self, texts, batch_size: int = 256) -> torch.Tensor:
-        texts = check_texts(texts)
+        texts = validate_texts(texts)
         if not texts:
             return torch.zeros(0, self.dim)
         device = next(self.model.parameters()).device
@@ -607,7 +659,7 @@ class PretrainedTextEncoder:
 
         use_cache=False runs the network on every prompt (to measure what the cache saves).
         """
-        texts = check_texts(texts)
+        texts = validate_texts(texts)
         if not texts:
             return torch.zeros(0, self.dim)
         if not (self.cache if use_cache is None else use_cache):
@@ -652,7 +704,7 @@ def entropy_floor(tokenizer, dataset: str = "both") -> float:
     """
     probs = captions.caption_distribution(dataset)
     entropy = -sum(p * math.log(p) for p in probs.values())
-    tokens = sum(p * (len(_ids(tokenizer, s)) + 1) for s, p in probs.items())
+    tokens = sum(p * (len(token_ids(tokenizer, s)) + 1) for s, p in probs.items())
     return entropy / tokens
 
 
@@ -672,50 +724,3 @@ def synonym_retrieval(encoder, dataset: str) -> float:
     held_labels = torch.tensor([c for c in held for _ in held[c]])
     sims = encoder.encode(held_texts) @ encoder.encode(train_texts).T  # (H, Tr)
     return float((train_labels[sims.argmax(1)] == held_labels).float().mean())
-
-
-def bench() -> list:
-    """Chapter 5's numbers: tiny GPT quality and training time, encoder throughput, synonym retrieval."""
-    rows = []
-    t0 = time.perf_counter()
-    model, tok, hist = train_tiny_gpt(default_corpus(), progress=False)
-    t_gpt = time.perf_counter() - t0
-    rows.append({"metric": "tiny GPT val loss (nats/token)", "value": hist["val_loss"][-1], "dataset": "captions",
-                 "target": None, "met": None, "wall_seconds": t_gpt})
-    floor = math.exp(entropy_floor(tok))
-    rows.append({"metric": "best possible perplexity (generator entropy)", "value": floor, "dataset": "captions",
-                 "target": None, "met": None, "wall_seconds": 0.0})
-    target = config.pick(1.05, 1.5)  # within 5% of the floor in full mode
-    rows.append({"metric": "tiny GPT val perplexity", "value": hist["val_perplexity"], "dataset": "captions",
-                 "target": f"<= {target} x floor", "met": hist["val_perplexity"] <= target * floor,
-                 "wall_seconds": t_gpt})
-    rows.append({"metric": "tiny GPT train seconds", "value": hist["train_seconds"], "dataset": "captions",
-                 "target": None, "met": None, "wall_seconds": t_gpt})
-
-    t0 = time.perf_counter()
-    enc = PretrainedTextEncoder(disk_cache=False)  # time the network and the memory cache, not disk writes
-    t_load = time.perf_counter() - t0
-    prompts = cache_demo_prompts()
-    t0 = time.perf_counter()
-    enc.encode(prompts, use_cache=False)
-    t_nocache = time.perf_counter() - t0
-    rows.append({"metric": "pretrained encoder prompts/s (no cache)", "value": len(prompts) / t_nocache,
-                 "dataset": f"{len(prompts)} unique captions", "target": None, "met": None,
-                 "wall_seconds": t_nocache + t_load})
-    enc.encode(prompts)
-    t0 = time.perf_counter()
-    enc.encode(prompts)
-    t_cache = time.perf_counter() - t0
-    rows.append({"metric": "pretrained encoder prompts/s (cached)", "value": len(prompts) / max(t_cache, 1e-9),
-                 "dataset": f"{len(prompts)} unique captions", "target": None, "met": None, "wall_seconds": t_cache})
-
-    tiny = TinyTextEncoder(model, tok)
-    for ds in captions.DATASETS:
-        for label, e in (("pretrained", enc), ("tiny GPT", tiny)):
-            t0 = time.perf_counter()
-            score = synonym_retrieval(e, ds)
-            target = ">= 0.3" if label == "pretrained" else None  # 3x chance
-            rows.append({"metric": f"synonym retrieval, {label} encoder", "value": score, "dataset": ds,
-                         "target": target, "met": (score >= 0.3) if target else None,
-                         "wall_seconds": time.perf_counter() - t0})
-    return rows

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -180,9 +179,24 @@ class ConvDecoder(nn.Module):
         # bias across positions, cannot express; the MLP decoder gets it from its last layer's bias
         self.pixel_bias = nn.Parameter(torch.zeros(1, *IMAGE_SHAPE)) if pixel_bias else None
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the 14x14 feature maps that `modulate` receives."""
+        return self.channels
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, modulate=None) -> torch.Tensor:
+        """z (N, latent_dim)[, c (N, cond_dim)] => pixel logits (N, 1, 28, 28).
+
+        modulate: optional function applied to the (N, channels, 14, 14) feature maps after the first
+        up-convolution and its batch norm, before its ReLU; chapter 6 passes FiLM here to let a text
+        condition scale and shift each map.
+        """
         h = self.fc(_concat_cond(z, c, self.cond_dim))             # (N, D + cond_dim) => (N, 1568)
-        logits = self.deconv(h.view(-1, 2 * self.channels, 7, 7))  # => (N, 1, 28, 28)
+        up, norm, relu, to_pixels = self.deconv
+        h = norm(up(h.view(-1, 2 * self.channels, 7, 7)))          # (N, 32, 7, 7) => (N, 16, 14, 14)
+        if modulate is not None:
+            h = modulate(h)
+        logits = to_pixels(relu(h))                                # => (N, 1, 28, 28)
         return logits if self.pixel_bias is None else logits + self.pixel_bias
 
 
@@ -478,8 +492,6 @@ def reconstruction_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
     return {"psnr": float(psnr), "ssim": float(ssim)}
 
 
-# ---------------------------------------------------------------- benchmark
-
 IWAE_K = 100
 IWAE_IMAGES = 2000   # the IWAE estimate uses the first 2,000 test images (k = 100 decodes each)
 
@@ -502,44 +514,3 @@ def compare_conv_mlp(data, num_epochs: int | None = None, seed: int = 0) -> dict
                      **quality, "train_seconds": history["seconds"], "train_cpu_seconds": history["cpu_seconds"],
                      "params": sum(p.numel() for p in vae.parameters())}
     return out
-
-
-def bench() -> list:
-    """Conv VAE vs MLP VAE on binarised Fashion-MNIST with the notebook's recipe (chapter 4)."""
-    from .data import load_fashion_mnist
-    data = load_fashion_mnist(verbose=False)
-    ds = "Fashion-MNIST (binarised > 0.5)" + (" [fast subset]" if "fast" in data.source else "")
-    start = time.perf_counter()
-    res = compare_conv_mlp(data)
-    wall = time.perf_counter() - start
-    rows = []
-    for kind in ("conv", "mlp"):
-        r = res[kind]
-        sec = r["train_seconds"]
-        rows += [
-            {"metric": f"{kind} VAE test negative ELBO (nats/image)", "value": r["test_nelbo"], "dataset": ds,
-             "target": None, "met": None, "wall_seconds": sec},
-            {"metric": f"{kind} VAE IWAE NLL k={r['iwae_k']} (nats/image, first {r['iwae_images']} test)",
-             "value": r["iwae_nll"], "dataset": ds, "target": None, "met": None, "wall_seconds": sec},
-            {"metric": f"{kind} VAE reconstruction PSNR (dB)", "value": r["psnr"], "dataset": ds,
-             "target": None, "met": None, "wall_seconds": sec},
-            {"metric": f"{kind} VAE reconstruction SSIM", "value": r["ssim"], "dataset": ds,
-             "target": None, "met": None, "wall_seconds": sec},
-        ]
-    conv, mlp = res["conv"], res["mlp"]
-    rows += [
-        {"metric": "conv VAE train wall time (s)", "value": conv["train_seconds"], "dataset": ds,
-         "target": "<= 600", "met": conv["train_seconds"] <= 600, "wall_seconds": conv["train_seconds"]},
-        {"metric": "mlp VAE train wall time (s)", "value": mlp["train_seconds"], "dataset": ds,
-         "target": None, "met": None, "wall_seconds": mlp["train_seconds"]},
-        {"metric": f"conv VAE train CPU time (s, {torch.get_num_threads()} torch threads)",
-         "value": conv["train_cpu_seconds"], "dataset": ds, "target": None, "met": None,
-         "wall_seconds": conv["train_seconds"]},
-        {"metric": f"mlp VAE train CPU time (s, {torch.get_num_threads()} torch threads)",
-         "value": mlp["train_cpu_seconds"], "dataset": ds, "target": None, "met": None,
-         "wall_seconds": mlp["train_seconds"]},
-        {"metric": "conv - mlp test negative ELBO (nats/image, same epochs)",
-         "value": conv["test_nelbo"] - mlp["test_nelbo"], "dataset": ds, "target": "<= 0",
-         "met": conv["test_nelbo"] <= mlp["test_nelbo"], "wall_seconds": wall},
-    ]
-    return rows
