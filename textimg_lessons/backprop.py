@@ -292,6 +292,9 @@ def train_manual_mlp(data, hidden=None, num_epochs: int | None = None, lr: float
     each step 20x slower in our measurements. device: default get_device() (CPU, CUDA or MPS).
     Returns (net, history) with per-epoch lists "loss" (mean train loss), "train_acc", "test_acc" and
     "seconds" (training wall time, float).
+
+    The loop is written out by hand on purpose (it is chapter 1's lesson: forward, backward, update);
+    later chapters train with train.run_loop.
     """
     hidden = pick((256,), (64,)) if hidden is None else hidden
     hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)

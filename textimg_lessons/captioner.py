@@ -7,17 +7,16 @@
 from __future__ import annotations
 
 import copy
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import captions
 from .config import get_device, pick, seed_everything
 from .metrics import judge_features
 from .text import BOS, EOS, PAD, batch_encode, decode_ids, special_id
+from .train import run_loop, step_rounds
 from .conditional import ConditionalVAE, guidance_or_default, sample
 from .encoders import LabelLookupEncoder
 
@@ -80,21 +79,18 @@ def train_captioner(tiny, judge, data, num_steps: int | None = None, num_images:
     ids, _ = batch_encode(tiny.tokenizer, caps, model.gpt.block_size - 1)  # (M, T): <bos> caption <eos> <pad>...
     pad = special_id(tiny.tokenizer, PAD)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    history = {"loss": []}
-    start = time.perf_counter()
-    for step in tqdm(range(num_steps), desc="captioner", disable=not progress):
+
+    def batch_loss(step):
         b = torch.randint(len(ids), (batch_size,), generator=g)
         x_ids = ids[b].to(device)
         logits = model.logits(feats[b].to(device), x_ids[:, :-1])  # predicts x_ids[:, 0..T-1]
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x_ids.reshape(-1), ignore_index=pad)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        history["loss"].append(loss.item())
-    history["train_seconds"] = time.perf_counter() - start
-    model.eval()
-    return model, history
+        return loss, len(b)
+
+    # one step per round, so the history keeps every step's loss
+    r = run_loop(model, opt, step_rounds(num_steps, 1), batch_loss, clip_grad_norm=1.0, desc="captioner",
+                 progress=progress)
+    return model, {"loss": r.losses, "train_seconds": r.seconds}
 
 
 def caption_images(captioner: ImageCaptioner, judge, images: torch.Tensor) -> list:

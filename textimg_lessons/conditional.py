@@ -19,13 +19,13 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import captions, vae
 from .config import get_device, pick, seed_everything
 from .datasets import require_dataset
 from .encoders import LabelLookupEncoder
 from .metrics import prompt_adherence
+from .train import run_loop, step_rounds
 
 # The chapter's recipe: the notebook, the benchmark and `train generators` all read it, so they cannot drift.
 RECIPE = {
@@ -214,6 +214,17 @@ def guidance_or_default(guidance: float | None) -> float:
 # ---------------------------------------------------------------- training
 
 
+def _adherence_hook(judge, encoder, dataset: str):
+    """The evaluation during training: adherence on the training-family class prompts, a fixed seed."""
+    texts, labels = captions.prompt_set(dataset, "train")
+    embeddings, n = encoder.encode(texts), RECIPE["eval_per_prompt"]
+
+    def evaluate(model) -> dict:
+        images = sample(model, embeddings, n, torch.Generator().manual_seed(0), RECIPE["guidance"])
+        return {"adherence": prompt_adherence(judge, images, labels.repeat_interleave(n))}
+    return evaluate
+
+
 def train_conditional(data, encoder, judge=None, num_steps: int | None = None, table: CaptionTable | None = None,
                       eval_every: int | None = None, seed: int = 0, lr: float = RECIPE["lr"],
                       batch_size: int = RECIPE["batch_size"], cond_drop: float = RECIPE["cond_drop"],
@@ -248,19 +259,9 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=num_steps, pct_start=0.1)
     is_onehot = isinstance(encoder, LabelLookupEncoder)
-    if judge is not None:
-        texts, eval_labels = captions.prompt_set(dataset, "train")
-        eval_emb = encoder.encode(texts)
     X = data.X_train
-    history = {"step": [], "adherence": [], "seconds": [], "loss": [], "steps_to_target": None,
-               "seconds_to_target": None, "encode_seconds": table.encode_seconds}
-    target = RECIPE["target_adherence"]
-    train_seconds, running = 0.0, []
-    bar = tqdm(range(1, num_steps + 1), desc=desc or f"cVAE [{getattr(encoder, 'name', encoder)}]",
-               disable=not progress)
-    for step in bar:
-        start = time.perf_counter()
-        model.train()
+
+    def batch_loss(step):
         idx = torch.randint(len(X), (batch_size,), generator=g)
         x = X[idx].to(device)
         e = table.batch(idx, g)
@@ -278,25 +279,20 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
             prior = (torch.rand(len(z), 1, generator=g) < z_drop).float().to(device)
             z = prior * torch.randn(z.shape, generator=g).to(device) + (1 - prior) * z
         x_logits = model.decode(z, c)
-        loss = (vae.bernoulli_nll(x_logits, x) + kl_weight * vae.gaussian_kl(mu, logvar)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        train_seconds += time.perf_counter() - start
-        running.append(loss.item())
-        if judge is not None and (step % eval_every == 0 or step == num_steps):
-            n = RECIPE["eval_per_prompt"]
-            images = sample(model, eval_emb, n, torch.Generator().manual_seed(0), RECIPE["guidance"])
-            adh = prompt_adherence(judge, images, eval_labels.repeat_interleave(n))
-            history["step"].append(step)
-            history["adherence"].append(adh)
-            history["seconds"].append(train_seconds)
-            history["loss"].append(sum(running) / len(running))
-            running = []
-            if history["steps_to_target"] is None and adh >= target:
-                history["steps_to_target"], history["seconds_to_target"] = step, train_seconds
-            bar.set_postfix(loss=f"{history['loss'][-1]:.1f}", adherence=f"{adh:.2f}")
-    history["train_seconds"] = train_seconds
-    model.eval()
+        return (vae.bernoulli_nll(x_logits, x) + kl_weight * vae.gaussian_kl(mu, logvar)).mean(), len(x)
+
+    # without a judge there is nothing to evaluate: one round holds every step
+    rounds = step_rounds(num_steps, eval_every if judge is not None else num_steps)
+    r = run_loop(model, opt, rounds, batch_loss, scheduler=sched,
+                 evaluate=None if judge is None else _adherence_hook(judge, encoder, dataset),
+                 desc=desc or f"cVAE [{getattr(encoder, 'name', encoder)}]", progress=progress,
+                 postfix=lambda r: f"loss={r.losses[-1]:.1f}" + (
+                     f", adherence={r.evals['adherence'][-1]:.2f}" if r.evals else ""))
+    history = {"step": [], "adherence": [], "seconds": [], "loss": [], "steps_to_target": None,
+               "seconds_to_target": None, "encode_seconds": table.encode_seconds, "train_seconds": r.seconds}
+    if judge is not None:
+        history.update(step=r.steps, adherence=r.evals["adherence"], seconds=r.elapsed, loss=r.losses)
+        reached = [i for i, a in enumerate(history["adherence"]) if a >= RECIPE["target_adherence"]]
+        if reached:
+            history["steps_to_target"], history["seconds_to_target"] = r.steps[reached[0]], r.elapsed[reached[0]]
     return model, history

@@ -283,6 +283,9 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     critic scores for WGAN-GP); per-update "d_loss_step", "g_loss_step"; "grids": num_grid images in [0, 1]
     from the same noise after every epoch; "seconds" of training. `callback(epoch, G, history)` runs after
     each epoch (e.g. to show the grid).
+
+    The loop is written out by hand on purpose: alternating the discriminator and generator updates is
+    chapter 3's lesson, and it does not fit train.run_loop's one-loss-one-optimiser step.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

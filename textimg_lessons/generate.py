@@ -15,8 +15,12 @@ import math
 import os
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .datasets import DatasetError, class_names, require_dataset
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_IMAGES = 256
 

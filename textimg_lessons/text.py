@@ -18,7 +18,6 @@ import math
 import os
 import re
 import socket
-import time
 import warnings
 from pathlib import Path
 
@@ -413,7 +412,7 @@ def train_tiny_gpt(corpus, tokenizer=None, vocab_size: int = 400, d_model: int =
 
 def _train_tiny_gpt(corpus, tokenizer, vocab_size, d_model, n_layers, n_heads, block_size, num_steps,
                     batch_size, lr, val_fraction, eval_every, seed, device, progress):
-    from tqdm.auto import tqdm
+    from .train import run_loop, step_rounds
     corpus = validate_texts(list(corpus))
     if len(corpus) < 10:
         raise ValueError(f"corpus has {len(corpus)} captions; pass at least 10 (see captions.caption_corpus).")
@@ -431,29 +430,18 @@ def _train_tiny_gpt(corpus, tokenizer, vocab_size, d_model, n_layers, n_heads, b
     model = TinyGPT(vocab_size_of(tokenizer), d_model, n_layers, n_heads, block_size).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=num_steps, pct_start=0.1)
-    history = {"step": [0], "train_loss": [float("nan")], "val_loss": [evaluate_lm(model, val_ids, pad)]}
-    start = time.perf_counter()
-    running = []
-    bar = tqdm(range(1, num_steps + 1), desc="tiny GPT", disable=not progress)
-    for step in bar:
-        model.train()
+    val_loss_0 = evaluate_lm(model, val_ids, pad)  # the untrained model: about ln(vocab_size)
+
+    def batch_loss(step):
         b = train_ids[torch.randint(len(train_ids), (batch_size,), generator=g)].to(device)
-        loss = lm_loss(model, b, pad)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running.append(loss.item())
-        if step % eval_every == 0 or step == num_steps:
-            history["step"].append(step)
-            history["train_loss"].append(sum(running) / len(running))
-            history["val_loss"].append(evaluate_lm(model, val_ids, pad))
-            running = []
-            bar.set_postfix(val_loss=f"{history['val_loss'][-1]:.3f}")
-    history["train_seconds"] = time.perf_counter() - start
+        return lm_loss(model, b, pad), len(b)
+
+    r = run_loop(model, opt, step_rounds(num_steps, eval_every), batch_loss, scheduler=sched, clip_grad_norm=1.0,
+                 evaluate=lambda m: {"val_loss": evaluate_lm(m, val_ids, pad)}, desc="tiny GPT", progress=progress,
+                 postfix=lambda r: f"val_loss={r.evals['val_loss'][-1]:.3f}")
+    history = {"step": [0] + r.steps, "train_loss": [float("nan")] + r.losses,
+               "val_loss": [val_loss_0] + r.evals["val_loss"], "train_seconds": r.seconds}
     history["val_perplexity"] = math.exp(history["val_loss"][-1])
-    model.eval()
     return model, tokenizer, history
 
 

@@ -16,12 +16,10 @@ Everything here is the package copy of what chapter 4 derives step by step:
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .config import get_device, pick, seed_everything
 
@@ -310,34 +308,31 @@ def train_vae(data, kind: str = "conv", latent_dim: int = RECIPE["latent_dim"], 
     X_train, X_test = binarize(data.X_train), binarize(data.X_test)
     if len(X_train) == 0:
         raise ValueError("the training set is empty; pass an ImageData with images in X_train.")
+    from .train import run_loop
     seed_everything(seed)
     device = device or get_device()
     vae = VAE(latent_dim, kind).to(device)
     optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
     order_gen = torch.Generator().manual_seed(seed)
-    history = {"train_nelbo": [], "test_nelbo": [], "seconds": 0.0, "cpu_seconds": 0.0}
-    train_seconds = cpu_seconds = 0.0
-    bar = tqdm(range(num_epochs), desc=desc or f"{kind} VAE (latent {latent_dim})")
-    for _ in bar:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        vae.train()
-        total = 0.0
-        for idx in torch.randperm(len(X_train), generator=order_gen).split(batch_size):
-            x = X_train[idx].to(device)
-            loss = negative_elbo(*_forward_for_loss(vae, x)).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(x)
-        train_seconds += time.perf_counter() - start
-        cpu_seconds += time.process_time() - cpu_start
-        history["train_nelbo"].append(total / len(X_train))
-        if eval_every_epoch or _ == num_epochs - 1:
-            history["test_nelbo"].append(test_negative_elbo(vae, X_test))
-        bar.set_postfix(train=f"{history['train_nelbo'][-1]:.1f}",
-                        test=f"{history['test_nelbo'][-1]:.1f}" if history["test_nelbo"] else "-")
-    history["seconds"], history["cpu_seconds"] = train_seconds, cpu_seconds
-    vae.eval()
+    # one round per epoch, its batches a fresh shuffle (drawn when the epoch starts)
+    epochs = (torch.randperm(len(X_train), generator=order_gen).split(batch_size) for _ in range(num_epochs))
+    epoch = 0
+
+    def batch_loss(idx):
+        x = X_train[idx].to(device)
+        return negative_elbo(*_forward_for_loss(vae, x)).mean(), len(x)
+
+    def evaluate(model) -> dict:
+        nonlocal epoch
+        epoch += 1
+        return {"test_nelbo": test_negative_elbo(model, X_test)} if eval_every_epoch or epoch == num_epochs else {}
+
+    r = run_loop(vae, optimizer, epochs, batch_loss, evaluate=evaluate, desc=desc or f"{kind} VAE (latent {latent_dim})",
+                 total=num_epochs * math.ceil(len(X_train) / batch_size),
+                 postfix=lambda r: f"train={r.losses[-1]:.1f}, test={r.evals['test_nelbo'][-1]:.1f}"
+                 if r.evals.get("test_nelbo") else f"train={r.losses[-1]:.1f}")
+    history = {"train_nelbo": r.losses, "test_nelbo": r.evals.get("test_nelbo", []), "seconds": r.seconds,
+               "cpu_seconds": r.cpu_seconds}
     return vae, history
 
 
