@@ -21,33 +21,31 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import captions, vae
-from .config import get_device, pick, seed_everything
+from .config import FullFast, Recipe, get_device, seed_everything
 from .datasets import require_dataset
 from .encoders import LabelLookupEncoder
 from .metrics import prompt_adherence
 from .train import run_loop, step_rounds
 
 # The chapter's recipe: the notebook, the benchmark and `train generators` all read it, so they cannot drift.
-RECIPE = {
-    "latent_dim": 4,           # small: the less z can carry, the more the decoder must read the condition
-    "cond_dim": 32,            # size of the condition vector the projection makes from any text embedding
-    "proj_hidden": 128,        # the small MLP on the embedding
-    "batch_size": 128,
-    "lr": 2e-3,
-    "captions_per_image": 4,   # each image gets 4 captions (different templates/attribute words); one per step
-    "cond_drop": 0.1,          # share of training steps' examples whose condition is blanked (zeros)
-    "embed_noise": 0.05,       # Gaussian noise on the unit-length embedding: smoother around seen captions
-    "norm": True,              # batch norm in chapter 4's conv encoder/decoder
-    "z_drop": 0.3,             # share of examples decoded from a prior z instead of the posterior z
-    "kl_weight": 2.0,          # weight of the KL term (beta); > 1 leaves less room in z, so c must carry the class
-    "num_steps": {"fashion_mnist": 1800, "mnist": 1200},
-    "fast_steps": 40,
-    "eval_every": 100,
-    "fast_eval_every": 20,
-    "eval_per_prompt": 4,      # images per prompt while tracking adherence during training
-    "target_adherence": 0.8,
-    "guidance": 2.0,           # classifier-free guidance scale for every measurement (1.0 = plain sampling)
-}
+RECIPE = Recipe(
+    latent_dim=4,           # small: the less z can carry, the more the decoder must read the condition
+    cond_dim=32,            # size of the condition vector the projection makes from any text embedding
+    proj_hidden=128,        # the small MLP on the embedding
+    batch_size=128,
+    lr=2e-3,
+    captions_per_image=4,   # each image gets 4 captions (different templates/attribute words); one per step
+    cond_drop=0.1,          # share of training steps' examples whose condition is blanked (zeros)
+    embed_noise=0.05,       # Gaussian noise on the unit-length embedding: smoother around seen captions
+    norm=True,              # batch norm in chapter 4's conv encoder/decoder
+    z_drop=0.3,             # share of examples decoded from a prior z instead of the posterior z
+    kl_weight=2.0,          # weight of the KL term (beta); > 1 leaves less room in z, so c must carry the class
+    num_steps=FullFast({"fashion_mnist": 1800, "mnist": 1200}, {"fashion_mnist": 40, "mnist": 40}),
+    eval_every=FullFast(100, 20),
+    eval_per_prompt=4,      # images per prompt while tracking adherence during training
+    target_adherence=0.8,
+    guidance=2.0,           # classifier-free guidance scale for every measurement (1.0 = plain sampling)
+)
 
 
 # ---------------------------------------------------------------- conditioning layers
@@ -246,8 +244,8 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
     "seconds_to_target" record the first evaluation at RECIPE["target_adherence"] (None if never).
     """
     dataset = require_dataset(data.name)
-    num_steps = num_steps if num_steps is not None else pick(RECIPE["num_steps"][dataset], RECIPE["fast_steps"])
-    eval_every = eval_every or pick(RECIPE["eval_every"], RECIPE["fast_eval_every"])
+    num_steps = num_steps if num_steps is not None else RECIPE["num_steps"][dataset]
+    eval_every = eval_every or RECIPE["eval_every"]
     if num_steps < 1:
         raise ValueError(f"num_steps must be at least 1, got {num_steps}.")
     if not 0 <= cond_drop < 1:

@@ -18,14 +18,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .config import fast_mode, get_device, pick, seed_everything
+from .config import FullFast, Recipe, get_device, seed_everything
 
 KINDS = ("mlp", "dcgan", "dcgan-sn", "wgan-gp")
 
 
 # ---------------------------------------------------------------- input checks
 
-def _check_logits(name: str, logits) -> Tensor:
+def _require_logits(name: str, logits) -> Tensor:
     if not isinstance(logits, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of discriminator logits, got {type(logits).__name__}.")
     if not logits.is_floating_point():
@@ -35,7 +35,7 @@ def _check_logits(name: str, logits) -> Tensor:
     return logits
 
 
-def _check_z(z, z_dim: int) -> None:
+def _require_z(z, z_dim: int) -> None:
     if not isinstance(z, Tensor):
         raise TypeError(f"z must be a torch.Tensor (N, {z_dim}), got {type(z).__name__}.")
     if z.dim() != 2 or z.shape[1] != z_dim:
@@ -45,7 +45,7 @@ def _check_z(z, z_dim: int) -> None:
         raise ValueError("z is empty (N = 0); ask for at least one sample.")
 
 
-def _check_x(x) -> None:
+def _require_x(x) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor (N, 1, 28, 28), got {type(x).__name__}.")
     if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
@@ -64,8 +64,8 @@ def d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     and the generator is pushed *away* from the data). Targets are built with ones_like/zeros_like so
     they always have the logits' shape (another seed's BCELoss got (N,) targets for (N, 1) outputs).
     """
-    real_logits = _check_logits("real_logits", real_logits)
-    fake_logits = _check_logits("fake_logits", fake_logits)
+    real_logits = _require_logits("real_logits", real_logits)
+    fake_logits = _require_logits("fake_logits", fake_logits)
     real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))   # -log D(x)
     fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))  # -log(1 - D(G(z)))
     return real + fake
@@ -77,24 +77,24 @@ def g_loss_nonsaturating(fake_logits: Tensor) -> Tensor:
     Its gradient is large exactly when D confidently rejects the fakes (early training), unlike
     log(1 - D(G(z))), whose gradient vanishes there.
     """
-    fake_logits = _check_logits("fake_logits", fake_logits)
+    fake_logits = _require_logits("fake_logits", fake_logits)
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
 def g_loss_minimax(fake_logits: Tensor) -> Tensor:
     """The original minimax generator loss log(1 - D(G(z))) = -softplus(l), batch mean (to be minimised)."""
-    fake_logits = _check_logits("fake_logits", fake_logits)
+    fake_logits = _require_logits("fake_logits", fake_logits)
     return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 
 def wgan_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     """WGAN critic loss E[f(G(z))] - E[f(x)] (the critic's scores are unbounded, no sigmoid)."""
-    return _check_logits("fake_scores", fake_scores).mean() - _check_logits("real_scores", real_scores).mean()
+    return _require_logits("fake_scores", fake_scores).mean() - _require_logits("real_scores", real_scores).mean()
 
 
 def wgan_generator_loss(fake_scores: Tensor) -> Tensor:
     """WGAN generator loss -E[f(G(z))]."""
-    return -_check_logits("fake_scores", fake_scores).mean()
+    return -_require_logits("fake_scores", fake_scores).mean()
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
@@ -143,7 +143,7 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*layers, nn.Linear(d, 28 * 28), nn.Tanh())
 
     def forward(self, z: Tensor) -> Tensor:
-        _check_z(z, self.z_dim)
+        _require_z(z, self.z_dim)
         return self.net(z).view(-1, 1, 28, 28)  # (N, 784) => (N, 1, 28, 28)
 
 
@@ -159,7 +159,7 @@ class MLPDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers, _maybe_sn(nn.Linear(d, 1), spectral_norm))
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_x(x)
+        _require_x(x)
         return self.net(x.flatten(1)).squeeze(1)  # (N, 784) => (N, 1) => (N,)
 
 
@@ -181,7 +181,7 @@ class DCGANGenerator(nn.Module):
             nn.Tanh())
 
     def forward(self, z: Tensor) -> Tensor:
-        _check_z(z, self.z_dim)
+        _require_z(z, self.z_dim)
         h = self.project(z).view(-1, 2 * self.width, 7, 7)  # (N, z_dim) => (N, 2w, 7, 7)
         return self.up(h)  # (N, 2w, 7, 7) => (N, 1, 28, 28)
 
@@ -204,7 +204,7 @@ class DCGANDiscriminator(nn.Module):
             _maybe_sn(nn.Linear(2 * width * 7 * 7, 1), spectral_norm))
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_x(x)
+        _require_x(x)
         return self.net(x).squeeze(1)  # (N, 1) => (N,)
 
 
@@ -370,17 +370,21 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     return G, D, history
 
 
-# ---------------------------------------------------------------- the chapter's recipe, shared with bench()
+# ---------------------------------------------------------------- the chapter's recipe, shared with the benchmark
+
+# The chapter's main runs (the notebook and the benchmark read it). Fast mode also shrinks the networks.
+RECIPE = Recipe(num_epochs=FullFast(6, 1), batch_size=FullFast(64, 32), lr=2e-4, wgan_lr=1e-4,
+                width=FullFast(None, {"mlp": 0.125, "conv": 8}))
+
 
 def recipe(kind: str) -> dict:
-    """train_gan settings the notebook and bench() use for the main runs (full data, fast mode: tiny)."""
+    """train_gan settings of RECIPE for one kind of GAN (WGAN-GP trains with the smaller wgan_lr)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    base = {"kind": kind, "num_epochs": pick(6, 1), "batch_size": pick(64, 32), "lr": 2e-4}
-    if fast_mode():
-        base["width"] = 0.125 if kind == "mlp" else 8
-    if kind == "wgan-gp":
-        base["lr"] = 1e-4
+    base = {"kind": kind, "num_epochs": RECIPE["num_epochs"], "batch_size": RECIPE["batch_size"],
+            "lr": RECIPE["wgan_lr"] if kind == "wgan-gp" else RECIPE["lr"]}
+    if RECIPE["width"] is not None:
+        base["width"] = RECIPE["width"]["mlp" if kind == "mlp" else "conv"]
     return base
 
 

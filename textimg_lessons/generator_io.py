@@ -3,7 +3,7 @@
 The generators behind `textimg-lessons generate` (textimg_lessons/shipped/cvae_<dataset>.safetensors) were
 produced by `textimg-lessons train generators` (earlier spelled `python -m textimg_lessons.conditional
 train-shipped`, as the files' metadata records), which runs `train_shipped()`: the chapter's "pretrained"
-recipe with its full number of steps (RECIPE["num_steps"]) on each dataset's full training split (offline
+recipe with its full number of steps (RECIPE.full("num_steps")) on each dataset's full training split (offline
 MNIST: the 4,000-image subset), stored as float16 (decoder, projection and FiLM only).
 """
 from __future__ import annotations
@@ -88,7 +88,7 @@ def train_shipped(out_dir=None, datasets=("fashion_mnist", "mnist"), seed: int =
         start = time.perf_counter()
         data = load_dataset(ds)
         judge = load_judge(ds)
-        model, history = train_conditional(data, encoder, judge, num_steps=RECIPE["num_steps"][require_dataset(ds)],
+        model, history = train_conditional(data, encoder, judge, num_steps=RECIPE.full("num_steps")[require_dataset(ds)],
                                            seed=seed)
         adh = adherence_report(model, encoder, judge, ds, 20, seed=seed)
         path = save_generator(model, out_dir / f"cvae_{require_dataset(ds)}.safetensors", ds, encoder.name, {

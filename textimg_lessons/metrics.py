@@ -17,12 +17,12 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 __all__ = ["frechet_distance", "judge_frechet_distance", "class_histogram", "class_coverage",
-           "judge_confidence", "diversity", "check_images", "judge_features", "judge_logits"]
+           "judge_confidence", "diversity", "require_images", "judge_features", "judge_logits"]
 
 
 # ---------------------------------------------------------------- input checks
 
-def _check_features(name: str, feats) -> Tensor:
+def _require_features(name: str, feats) -> Tensor:
     if not isinstance(feats, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, D), got {type(feats).__name__}.")
     if feats.dim() != 2:
@@ -40,7 +40,7 @@ def _check_features(name: str, feats) -> Tensor:
     return feats.detach().to(device="cpu", dtype=torch.float64)
 
 
-def check_images(images, name: str = "images") -> Tensor:
+def require_images(images, name: str = "images") -> Tensor:
     """Check that `images` is a non-empty float batch (N, 1, 28, 28) in [0, 1]; return it detached."""
     if not isinstance(images, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor (N, 1, 28, 28), got {type(images).__name__}.")
@@ -67,7 +67,7 @@ def _batched(fn, images: Tensor, batch_size: int) -> Tensor:
 @torch.no_grad()
 def judge_features(judge: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
     """Penultimate-layer features of the judge for a batch of images: (N, 1, 28, 28) => (N, D), on the CPU."""
-    images = check_images(images)
+    images = require_images(images)
     if not hasattr(judge, "features"):
         raise TypeError(f"the judge ({type(judge).__name__}) has no .features(x) method; "
                         "load one with textimg_lessons.cnn.load_judge(dataset).")
@@ -83,7 +83,7 @@ def judge_features(judge: nn.Module, images: Tensor, batch_size: int = 500) -> T
 @torch.no_grad()
 def judge_logits(judge: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
     """Class logits of the judge: (N, 1, 28, 28) => (N, num_classes), on the CPU."""
-    images = check_images(images)
+    images = require_images(images)
     device = next(judge.parameters()).device
     was_training = judge.training
     judge.eval()
@@ -140,8 +140,8 @@ def frechet_distance(feats_a: Tensor, feats_b: Tensor) -> float:
     Computed in float64 by torchmetrics' FrechetInceptionDistance, fed our own features instead of
     Inception's. 0 for identical sets; it grows with both a shifted mean and a different spread.
     """
-    a = _check_features("feats_a", feats_a)
-    b = _check_features("feats_b", feats_b)
+    a = _require_features("feats_a", feats_a)
+    b = _require_features("feats_b", feats_b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feats_a has {a.shape[1]} features per sample but feats_b has {b.shape[1]}; "
                          "compute both with the same feature extractor.")
@@ -159,8 +159,8 @@ def judge_frechet_distance(judge: nn.Module, real_images: Tensor, fake_images: T
     The value depends on the judge and on the number of images (it is biased upwards for small sets),
     so compare models only with the same judge and the same N.
     """
-    check_images(real_images, "real_images")
-    check_images(fake_images, "fake_images")
+    require_images(real_images, "real_images")
+    require_images(fake_images, "fake_images")
     return frechet_distance(judge_features(judge, real_images, batch_size),
                             judge_features(judge, fake_images, batch_size))
 

@@ -21,35 +21,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import get_device, pick, seed_everything
+from .config import FullFast, Recipe, get_device, pick, seed_everything
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_PIXELS = 28 * 28
 BINARIZE_THRESHOLD = 0.5
 LOG_2PI = math.log(2 * math.pi)
 
-# The chapter's recipe (the notebook and bench() both read these, so they cannot drift).
-RECIPE = {
-    "latent_dim": 20,        # the same latent size as the classic MLP baseline, so only the networks differ
-    "batch_size": 128,
-    "lr": 1e-3,
-    "num_epochs": 5,         # full mode (both models); fast mode uses FAST_EPOCHS
-}
-FAST_EPOCHS = 2
+# The chapter's recipe (the notebook and the benchmark both read it, so they cannot drift).
+RECIPE = Recipe(
+    latent_dim=20,                 # the same latent size as the classic MLP baseline, so only the networks differ
+    batch_size=128,
+    lr=1e-3,
+    num_epochs=FullFast(5, 2),     # both models
+)
 
 
 # ---------------------------------------------------------------- input checks
 
-def _check_tensor(name: str, t) -> None:
+def _require_tensor(name: str, t) -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}; convert it with torch.as_tensor().")
     if not t.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}; call .float() first.")
 
 
-def _check_pair(name_a: str, a, name_b: str, b) -> None:
-    _check_tensor(name_a, a)
-    _check_tensor(name_b, b)
+def _require_pair(name_a: str, a, name_b: str, b) -> None:
+    _require_tensor(name_a, a)
+    _require_tensor(name_b, b)
     if a.shape != b.shape:
         raise ValueError(f"{name_a} has shape {tuple(a.shape)} but {name_b} has shape {tuple(b.shape)}; "
                          "they must match.")
@@ -60,8 +59,8 @@ def _check_pair(name_a: str, a, name_b: str, b) -> None:
         raise ValueError(f"{name_a} is an empty batch (N = 0); pass at least one example.")
 
 
-def _check_images(name: str, x, binary: bool) -> None:
-    _check_tensor(name, x)
+def _require_images(name: str, x, binary: bool) -> None:
+    _require_tensor(name, x)
     if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
         raise ValueError(f"{name} must be images shaped (N, 1, 28, 28), got {tuple(x.shape)}.")
     if x.shape[0] == 0:
@@ -73,7 +72,7 @@ def _check_images(name: str, x, binary: bool) -> None:
 
 def binarize(X: torch.Tensor, threshold: float = BINARIZE_THRESHOLD) -> torch.Tensor:
     """The course's fixed binarisation: 1.0 where a pixel is > threshold (0.5), else 0.0 (chapter 4)."""
-    _check_tensor("X", X)
+    _require_tensor("X", X)
     return (X > threshold).to(X.dtype)
 
 
@@ -84,7 +83,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
 
     Sampling is moved into eps, which does not depend on the parameters, so gradients flow to mu and logvar.
     """
-    _check_pair("mu", mu, "logvar", logvar)
+    _require_pair("mu", mu, "logvar", logvar)
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device="cpu" if generator is not None else mu.device)
     return mu + torch.exp(0.5 * logvar) * eps.to(mu.device)
 
@@ -94,7 +93,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
     Per dim: 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2).
     """
-    _check_pair("mu", mu, "logvar", logvar)
+    _require_pair("mu", mu, "logvar", logvar)
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
 
 
@@ -104,7 +103,7 @@ def bernoulli_nll(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     Computed from logits (binary cross-entropy with logits), which is stable where sigmoid-then-log is not.
     x must lie in [0, 1]; it is a log-likelihood only when x is binary (see `binarize`).
     """
-    _check_pair("x_logits", x_logits, "x", x)
+    _require_pair("x_logits", x_logits, "x", x)
     if (x < 0).any() or (x > 1).any():
         raise ValueError("x must lie in [0, 1] (pixel probabilities or binary pixels); rescale it, e.g. x / 255.")
     return F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").flatten(1).sum(1)
@@ -260,12 +259,12 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor, c: torch.Tensor | None = None):
         """x (N, 1, 28, 28) => mu, logvar (N, latent_dim)."""
-        _check_images("x", x, binary=False)
+        _require_images("x", x, binary=False)
         return self.encoder(x, c)
 
     def decode(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """z (N, latent_dim) => pixel logits (N, 1, 28, 28); sigmoid gives pixel probabilities."""
-        _check_tensor("z", z)
+        _require_tensor("z", z)
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be shaped (N, {self.latent_dim}), got {tuple(z.shape)}.")
         return self.decoder(z, c)
@@ -302,7 +301,7 @@ def train_vae(data, kind: str = "conv", latent_dim: int = RECIPE["latent_dim"], 
     other jobs it is closer than wall time to what an idle machine with torch's thread count would take).
     num_epochs defaults to the recipe (5; 2 in fast mode).
     """
-    num_epochs = pick(RECIPE["num_epochs"], FAST_EPOCHS) if num_epochs is None else num_epochs
+    num_epochs = RECIPE["num_epochs"] if num_epochs is None else num_epochs
     if num_epochs < 1:
         raise ValueError(f"num_epochs must be at least 1, got {num_epochs}")
     X_train, X_test = binarize(data.X_train), binarize(data.X_test)
@@ -344,7 +343,7 @@ def _forward_for_loss(vae: VAE, x: torch.Tensor):
 @torch.no_grad()
 def test_negative_elbo(vae: VAE, X: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> float:
     """Mean negative ELBO in nats per image on binary X (one z sample per image, seeded) (chapter 4)."""
-    _check_images("X", X, binary=True)
+    _require_images("X", X, binary=True)
     was_training = vae.training
     vae.eval()
     device, gen = _device_of(vae), torch.Generator().manual_seed(seed)
@@ -376,7 +375,7 @@ def importance_weighted_nll(vae: VAE, X: torch.Tensor, k: int = 100, batch_size:
     -log p(x) <= -log (1/k) sum_i w_i with w_i = p(x, z_i) / q(z_i | x); the bound tightens as k grows and
     k = 1 is the single-sample ELBO. logsumexp keeps the sum of tiny weights (e^-200) from underflowing.
     """
-    _check_images("X", X, binary=True)
+    _require_images("X", X, binary=True)
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int (number of importance samples), got {k!r}.")
     was_training = vae.training
@@ -423,7 +422,7 @@ def train_autoencoder(X: torch.Tensor, latent_dim: int = RECIPE["latent_dim"], n
 
     from .train import fit
     Xb = binarize(X)
-    _check_images("X", Xb, binary=True)
+    _require_images("X", Xb, binary=True)
     seed_everything(seed)
     ae = Autoencoder(latent_dim)
     # fit() computes loss_fn(net(X), y); giving the images as their own targets turns it into an AE loop
@@ -446,7 +445,7 @@ def reconstruct(vae: VAE, x: torch.Tensor) -> torch.Tensor:
 
 def flip_pixels(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Salt-and-pepper noise on binary images: flip each pixel with probability p."""
-    _check_images("x", x, binary=True)
+    _require_images("x", x, binary=True)
     if not 0 <= p <= 1:
         raise ValueError(f"p must be a probability in [0, 1], got {p}.")
     flips = (torch.rand(x.shape, generator=generator) < p).to(x.dtype)
@@ -477,8 +476,8 @@ def inpaint(vae: VAE, x: torch.Tensor, known: torch.Tensor, steps: int = 20) -> 
 def reconstruction_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
     """PSNR (dB) and SSIM of pred vs target images in [0, 1], with torchmetrics (data_range 1)."""
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-    _check_images("pred", pred, binary=False)
-    _check_images("target", target, binary=False)
+    _require_images("pred", pred, binary=False)
+    _require_images("target", target, binary=False)
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape.")
     pred, target = pred.float().clamp(0, 1), target.float()
