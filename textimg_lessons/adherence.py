@@ -22,7 +22,10 @@ def adherence_report(model: ConditionalVAE, encoder, judge, dataset: str, n_per_
                      families=captions.FAMILIES, seed: int = 0, guidance: float | None = None) -> dict:
     """Prompt adherence per caption family: {family: {"adherence", "confusion", "per_class"}}.
 
-    guidance: classifier-free guidance scale (None: RECIPE["guidance"]; 1.0: plain sampling)."""
+    guidance: classifier-free guidance scale (None: RECIPE["guidance"]; 1.0: plain sampling).
+
+    Lesson: 06_text_to_image.ipynb, "6. Adherence per caption family".
+    """
     out = {}
     for family in families:
         texts, labels = captions.prompt_set(dataset, family)
@@ -54,6 +57,8 @@ def attribute_adherence(model: ConditionalVAE, encoder, data, n_per_prompt: int 
     Prompts: every training template with one attribute slot x class x the attribute's three words.
     Images are measured with captions.image_attributes and binned with the training split's cut points,
     exactly as their captions were made. Chance is 1/3. Returns {attribute: share, "mean": ...}.
+
+    Lesson: 06_text_to_image.ipynb, "Attributes, Frechet distance, diversity".
     """
     dataset = require_dataset(data.name)
     cuts = captions.train_cuts(data)
@@ -81,6 +86,8 @@ def quality_report(model: ConditionalVAE, encoder, judge, data, n_images: int = 
     diversity: mean pairwise L2 distance between 16 images of the same prompt, averaged over the
     training-family prompts (0 = the prompt always gives the same image); real_diversity is the same
     for 16 real test images of each class, for scale.
+
+    Lesson: 06_text_to_image.ipynb, "Attributes, Frechet distance, diversity".
     """
     from .metrics import diversity, judge_frechet_distance
     dataset = require_dataset(data.name)

@@ -58,7 +58,10 @@ def _labels(y, num_rows: int, num_classes: int) -> torch.Tensor:
 
 
 def linear_forward(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Y = X @ W.T + b. X: (N, in), W: (out, in), b: (out,) => Y: (N, out). Chapter 1, "Linear layer"."""
+    """Y = X @ W.T + b. X: (N, in), W: (out, in), b: (out,) => Y: (N, out). Chapter 1, "Linear layer".
+
+    Lesson: 01_backprop.ipynb, "Exercise 3: `linear_backward`".
+    """
     _tensor("X", X, 2), _tensor("W", W, 2), _tensor("b", b, 1)
     _nonempty("X", X)
     if X.shape[1] != W.shape[1]:
@@ -74,6 +77,8 @@ def linear_backward(dout: torch.Tensor, X: torch.Tensor, W: torch.Tensor):
 
     Y[n, o] = sum_i X[n, i] W[o, i] + b[o], so dL/dX = dout @ W, dL/dW = dout.T @ X, and
     dL/db = dout summed over the batch (b is added to every row, so each row sends its gradient back).
+
+    Lesson: 01_backprop.ipynb, "Exercise 3: `linear_backward`".
     """
     _tensor("dout", dout, 2), _tensor("X", X, 2), _tensor("W", W, 2)
     _nonempty("X", X)
@@ -89,33 +94,48 @@ def linear_backward(dout: torch.Tensor, X: torch.Tensor, W: torch.Tensor):
 
 
 def relu_forward(Z: torch.Tensor) -> torch.Tensor:
-    """max(0, Z), elementwise. Chapter 1, "ReLU"."""
+    """max(0, Z), elementwise. Chapter 1, "ReLU".
+
+    Lesson: 01_backprop.ipynb, "Exercise 4: `relu_backward`".
+    """
     _tensor("Z", Z)
     return Z.clamp_min(0)
 
 
 def relu_backward(dout: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
-    """dL/dZ = dout where Z > 0, else 0 (we use 0 at Z == 0, as PyTorch does). Chapter 1, "ReLU"."""
+    """dL/dZ = dout where Z > 0, else 0 (we use 0 at Z == 0, as PyTorch does). Chapter 1, "ReLU".
+
+    Lesson: 01_backprop.ipynb, "Exercise 4: `relu_backward`".
+    """
     _tensor("dout", dout), _tensor("Z", Z)
     _same_shape("dout", dout, "Z", Z)
     return dout * (Z > 0).to(dout.dtype)
 
 
 def sigmoid_forward(Z: torch.Tensor) -> torch.Tensor:
-    """1 / (1 + exp(-Z)). For very negative Z, exp(-Z) = inf and the result is 0, not NaN. Chapter 1."""
+    """1 / (1 + exp(-Z)). For very negative Z, exp(-Z) = inf and the result is 0, not NaN. Chapter 1.
+
+    Lesson: 01_backprop.ipynb, "3. Gradient checking".
+    """
     _tensor("Z", Z)
     return 1.0 / (1.0 + torch.exp(-Z))
 
 
 def sigmoid_backward(dout: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
-    """dL/dZ = dout * S * (1 - S), where S = sigmoid(Z) is the forward *output* (cheaper than recomputing)."""
+    """dL/dZ = dout * S * (1 - S), where S = sigmoid(Z) is the forward *output* (cheaper than recomputing).
+
+    Lesson: 01_backprop.ipynb, "3. Gradient checking".
+    """
     _tensor("dout", dout), _tensor("S", S)
     _same_shape("dout", dout, "S", S)
     return dout * S * (1 - S)
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """Numerically stable log-softmax over the last axis: subtract the row max before exp. Chapter 1."""
+    """Numerically stable log-softmax over the last axis: subtract the row max before exp. Chapter 1.
+
+    Lesson: 01_backprop.ipynb, "Softmax + cross-entropy".
+    """
     _tensor("logits", logits, 2)
     shifted = logits - logits.max(dim=1, keepdim=True).values  # largest entry is 0, so exp() <= 1
     return shifted - shifted.exp().sum(dim=1, keepdim=True).log()
@@ -126,6 +146,8 @@ def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor):
 
     logits: (N, C) float, y: (N,) integers in [0, C). Returns (loss: 0-dim tensor, dlogits: (N, C)) with
     dlogits = (softmax(logits) - onehot(y)) / N, the /N because the loss is the mean over the batch.
+
+    Lesson: 01_backprop.ipynb, "Softmax + cross-entropy".
     """
     _tensor("logits", logits, 2)
     _nonempty("logits", logits)
@@ -157,6 +179,8 @@ def worked_example_321(**overrides) -> dict:
     Inputs (float64 tensors) come from WORKED_EXAMPLE, overridable by keyword (e.g. lr=0.5). The result holds
     the inputs, forward values (z1, h, y_hat, loss), gradients (dL_dy_hat, dW2, db2, dh, dz1, dW1, db1), the
     updated parameters (W1_new, b1_new, W2_new, b2_new) and the loss after one step (loss_new).
+
+    Lesson: 01_backprop.ipynb, "Our version".
     """
     unknown = set(overrides) - set(WORKED_EXAMPLE)
     if unknown:
@@ -194,6 +218,8 @@ class ManualMLP:
 
     sizes: layer widths, e.g. (784, 256, 10). Weights are (out, in) with He initialisation
     N(0, 2 / in), which keeps ReLU activations from shrinking or growing layer after layer; biases start at 0.
+
+    Lesson: 01_backprop.ipynb, "5. An MLP trained without autograd".
     """
 
     def __init__(self, sizes=(784, 256, 10), seed: int = 0, dtype=torch.float32, device="cpu"):
@@ -295,6 +321,8 @@ def train_manual_mlp(data, hidden=None, num_epochs: int | None = None, lr: float
 
     The loop is written out by hand on purpose (it is chapter 1's lesson: forward, backward, update);
     later chapters train with train.run_loop.
+
+    Lesson: 01_backprop.ipynb, "5. An MLP trained without autograd".
     """
     hidden = pick((256,), (64,)) if hidden is None else hidden
     hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)

@@ -26,6 +26,8 @@ class ImageCaptioner(nn.Module):
 
     A linear layer maps the judge's (N, 128) features to one token embedding placed before <bos>; the
     GPT's own blocks then predict the caption token by token, attending to that prefix at every step.
+
+    Lesson: 06_text_to_image.ipynb, "8. The reverse direction: captioning".
     """
 
     def __init__(self, gpt, tokenizer, feature_dim: int = 128):
@@ -67,6 +69,8 @@ def train_captioner(tiny, judge, data, num_steps: int | None = None, num_images:
     """Fine-tune a copy of the tiny GPT (a TinyTextEncoder's model) to caption images; (captioner, history).
 
     Training pairs: judge features of training images and their training-family captions.
+
+    Lesson: 06_text_to_image.ipynb, "8. The reverse direction: captioning".
     """
     num_steps = num_steps or pick(600, 40)
     num_images = min(num_images or pick(20000, 1000), len(data.X_train))
@@ -94,12 +98,18 @@ def train_captioner(tiny, judge, data, num_steps: int | None = None, num_images:
 
 
 def caption_images(captioner: ImageCaptioner, judge, images: torch.Tensor) -> list:
-    """Captions for images (N, 1, 28, 28) in [0, 1]."""
+    """Captions for images (N, 1, 28, 28) in [0, 1].
+
+    Lesson: 06_text_to_image.ipynb, "8. The reverse direction: captioning".
+    """
     return captioner.caption(judge_features(judge, images))
 
 
 def caption_accuracy(captions_text: list, labels: torch.Tensor, dataset: str) -> float:
-    """Share of captions whose class word (a training class word) names the true class."""
+    """Share of captions whose class word (a training class word) names the true class.
+
+    Lesson: 06_text_to_image.ipynb, "8. The reverse direction: captioning".
+    """
     reader = LabelLookupEncoder(dataset)
     labels = torch.as_tensor(labels).tolist()
     if len(captions_text) != len(labels) or not labels:
@@ -110,7 +120,10 @@ def caption_accuracy(captions_text: list, labels: torch.Tensor, dataset: str) ->
 def cycle_consistency(model: ConditionalVAE, encoder, captioner: ImageCaptioner, judge, dataset: str,
                       family: str = "train", n_per_prompt: int = 4, seed: int = 0,
                       guidance: float | None = None) -> dict:
-    """prompt -> image -> caption: share of captions that name the class the prompt asked for."""
+    """prompt -> image -> caption: share of captions that name the class the prompt asked for.
+
+    Lesson: 06_text_to_image.ipynb, "8. The reverse direction: captioning".
+    """
     texts, labels = captions.prompt_set(dataset, family)
     images = sample(model, encoder.encode(texts), n_per_prompt, torch.Generator().manual_seed(seed),
                     guidance_or_default(guidance))

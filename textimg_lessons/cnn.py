@@ -52,6 +52,8 @@ def conv_output_size(size: int, kernel_size: int, padding: int = 0, stride: int 
     """Output length of a convolution or pooling along one axis: floor((H + 2P - K) / S) + 1.
 
     Chapter 2 derives it: the kernel's first position is 0 and its last is H + 2P - K, in steps of S.
+
+    Lesson: 02_cnn.ipynb, "Exercise 2 (1 point): the output-size formula".
     """
     for name, v in (("size", size), ("kernel_size", kernel_size), ("padding", padding), ("stride", stride)):
         if not isinstance(v, int) or isinstance(v, bool):
@@ -97,6 +99,8 @@ def conv2d_loops(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None
 
     X: (N, C_in, H, W); W: (C_out, C_in, KH, KW); b: (C_out,) or None. Returns (N, C_out, H_out, W_out) with
     out[n, o, i, j] = b[o] + sum_{c, u, v} W[o, c, u, v] * Xpad[n, c, i*S + u, j*S + v]. Slow: for learning.
+
+    Lesson: 02_cnn.ipynb, "Exercise 1 (2 points): convolution with loops".
     """
     _require_conv_args(X, W, b)
     (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
@@ -121,6 +125,8 @@ def conv2d_unfold(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = Non
 
     Every output position sees a C_in*KH*KW patch; unfold stacks them as columns (im2col), so the whole
     convolution is W.view(C_out, C_in*KH*KW) @ columns. This is how fast libraries do it.
+
+    Lesson: 02_cnn.ipynb, "From loops to one matrix product".
     """
     _require_conv_args(X, W, b)
     (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
@@ -150,6 +156,8 @@ def maxpool2d_loops(X: torch.Tensor, kernel_size=2, stride=None, padding=0) -> t
     """Max-pooling with explicit loops: out[n, c, i, j] = max_{u, v} Xpad[n, c, i*S + u, j*S + v].
 
     Padding is -inf (never the max), as in nn.MaxPool2d. Each channel is pooled on its own.
+
+    Lesson: 02_cnn.ipynb, "3. Max-pooling".
     """
     (kh, kw), (sh, sw), (ph, pw), H_out, W_out = _pool_args(X, kernel_size, stride, padding)
     Xp = F.pad(X, (pw, pw, ph, ph), value=-math.inf)
@@ -162,7 +170,10 @@ def maxpool2d_loops(X: torch.Tensor, kernel_size=2, stride=None, padding=0) -> t
 
 
 def maxpool2d_unfold(X: torch.Tensor, kernel_size=2, stride=None, padding=0) -> torch.Tensor:
-    """Max-pooling as unfold + max over each column (channels unfolded separately, so they do not mix)."""
+    """Max-pooling as unfold + max over each column (channels unfolded separately, so they do not mix).
+
+    Lesson: 02_cnn.ipynb, "Exercise 3 (2 points): max-pooling with unfold".
+    """
     (kh, kw), (sh, sw), (ph, pw), H_out, W_out = _pool_args(X, kernel_size, stride, padding)
     N, C, H, W = X.shape
     Xp = F.pad(X, (pw, pw, ph, ph), value=-math.inf)
@@ -176,7 +187,10 @@ def maxpool2d_unfold(X: torch.Tensor, kernel_size=2, stride=None, padding=0) -> 
 
 class LeNet5(nn.Module):
     """LeNet-5 as in LeCun et al. (1998), with ReLU and max-pooling: the architecture whose parameters
-    chapter 2 counts (61,706). conv 5x5 (6) -> pool -> conv 5x5 (16) -> pool -> 120 -> 84 -> 10."""
+    chapter 2 counts (61,706). conv 5x5 (6) -> pool -> conv 5x5 (16) -> pool -> 120 -> 84 -> 10.
+
+    Lesson: 02_cnn.ipynb, "5. LeNet: convolution, pooling, then a classifier".
+    """
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
@@ -199,7 +213,10 @@ class LeNet5(nn.Module):
 class ModernLeNet(nn.Module):
     """Chapter 2's trained CNN: LeNet-5's layout (two 5x5 conv + pool stages, then two dense layers),
     wider, with batch norm after each convolution and dropout before the output (both help a small
-    training set). Keeps `features` (the penultimate activations) like the judge."""
+    training set). Keeps `features` (the penultimate activations) like the judge.
+
+    Lesson: 02_cnn.ipynb, "6. Training a LeNet-style CNN on MNIST".
+    """
 
     def __init__(self, c1: int = 16, c2: int = 32, hidden: int = 128, dropout: float = 0.3,
                  num_classes: int = 10):
@@ -226,7 +243,10 @@ class ModernLeNet(nn.Module):
 
 
 def count_parameters(net: nn.Module) -> int:
-    """Number of trainable numbers in `net` (weights and biases)."""
+    """Number of trainable numbers in `net` (weights and biases).
+
+    Lesson: 02_cnn.ipynb, "Exercise 4 (2 points): count the parameters".
+    """
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
@@ -236,6 +256,8 @@ class Judge(nn.Module):
     Input (N, 1, 28, 28) floats in [0, 1] => logits (N, 10). `features(x)` gives the (N, 128)
     penultimate-layer activations used for the Frechet distance.
     Three 3x3 conv blocks with batch norm (28 -> 14 -> 7 -> 3), then 576 -> 128 -> 10.
+
+    Lesson: 02_cnn.ipynb, "8. The judges: classifiers that grade generated images".
     """
 
     feature_dim = 128
@@ -271,6 +293,8 @@ def random_affine(X: torch.Tensor, max_shift: float = 2.0, max_degrees: float = 
 
     Small random moves teach the network that a digit one pixel to the left is the same digit, which
     matters when only 4,000 training images exist.
+
+    Lesson: 02_cnn.ipynb, "6. Training a LeNet-style CNN on MNIST".
     """
     _require_images(X)
     N, _, H, W = X.shape
@@ -286,7 +310,10 @@ def random_affine(X: torch.Tensor, max_shift: float = 2.0, max_degrees: float = 
 
 
 class AugmentedLoader:
-    """Wrap a (X, y) loader so every batch is freshly augmented with `random_affine`."""
+    """Wrap a (X, y) loader so every batch is freshly augmented with `random_affine`.
+
+    Lesson: 02_cnn.ipynb, "6. Training a LeNet-style CNN on MNIST".
+    """
 
     def __init__(self, loader, seed: int = 0, **affine_kwargs):
         self.loader, self.affine_kwargs = loader, affine_kwargs
@@ -324,6 +351,8 @@ def train_classifier(net: nn.Module, data, num_epochs: int, lr: float = RECIPE["
 
     history has "loss" per epoch, "test_acc" per epoch (if eval_every_epoch), "seconds" (training time
     including those evaluations) and "test_acc_final".
+
+    Lesson: 02_cnn.ipynb, "6. Training a LeNet-style CNN on MNIST".
     """
     from .train import accuracy, fit
     seed_everything(seed)
@@ -349,6 +378,8 @@ def train_cnn(data=None, num_epochs: int | None = None, seed: int = 0, net: nn.M
     AdamW (lr 3e-3, weight decay 1e-4), one warm-up epoch then a cosine schedule, batches of 128 with
     random shifts/rotations/scaling. 20 epochs in full mode (4,000 offline images: ~1 minute of CPU;
     the same recipe suits full 60k MNIST, where fewer epochs already suffice), 4 in fast mode.
+
+    Lesson: 02_cnn.ipynb, "6. Training a LeNet-style CNN on MNIST".
     """
     from .data import load_mnist
     data = data if data is not None else load_mnist()
@@ -400,7 +431,10 @@ def _file_sha256(path: Path) -> str:
 
 
 def save_judge(judge: Judge, path, dataset: str, metadata: dict | None = None) -> Path:
-    """Save a judge's state_dict as safetensors with its dataset, accuracy and a tensor digest."""
+    """Save a judge's state_dict as safetensors with its dataset, accuracy and a tensor digest.
+
+    Lesson: 02_cnn.ipynb, "8. The judges: classifiers that grade generated images".
+    """
     from safetensors.torch import save_file
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -461,6 +495,8 @@ def train_judge(dataset: str, num_epochs: int | None = None, seed: int = 0):
 
     Default epochs: MNIST 30 passes over its (offline 4,000-image) training set, capped so that full
     60k MNIST gets ~3 epochs; Fashion-MNIST 4 epochs of 60k. Fast mode: 3 epochs on the small subset.
+
+    Lesson: 02_cnn.ipynb, "8. The judges: classifiers that grade generated images".
     """
     from .data import load_dataset
     key = require_dataset(dataset)
@@ -484,6 +520,8 @@ def load_judge(dataset: str, device=None, train_if_missing: bool = True) -> Judg
     trained earlier on this machine (in data_dir()/judges/), else train one now with `train_judge` and
     cache it there (the shipped file is never overwritten). Fast mode loads the same full-quality
     shipped weights, because a metric needs a good judge.
+
+    Lesson: 02_cnn.ipynb, "8. The judges: classifiers that grade generated images".
     """
     key = require_dataset(dataset)
     device = device or get_device()
@@ -526,14 +564,20 @@ def _require_judge(judge, batch_size) -> None:
 def judge_features(judge: Judge, X: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Penultimate-layer features (N, 128) of images X (N, 1, 28, 28) in [0, 1], on the CPU.
 
-    The same as metrics.judge_features (which checks the images), for a Judge only."""
+    The same as metrics.judge_features (which checks the images), for a Judge only.
+
+    Lesson: 02_cnn.ipynb, "8. The judges: classifiers that grade generated images".
+    """
     from .metrics import judge_features as features
     _require_judge(judge, batch_size)
     return features(judge, X, batch_size)
 
 
 def judge_predict(judge: Judge, X: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Predicted classes (N,) int64 of images X (N, 1, 28, 28) in [0, 1], on the CPU."""
+    """Predicted classes (N,) int64 of images X (N, 1, 28, 28) in [0, 1], on the CPU.
+
+    Lesson: 02_cnn.ipynb, "8. The judges: classifiers that grade generated images".
+    """
     from .metrics import judge_classes
     _require_judge(judge, batch_size)
     return judge_classes(judge, X, batch_size)

@@ -55,6 +55,8 @@ class FiLM(nn.Module):
 
     forward(h, c): h (N, C) or (N, C, H, W) features, c (N, cond_dim) => same shape as h. The linear layer
     starts at zero, so a fresh FiLM is the identity and training decides how much the condition steers.
+
+    Lesson: 06_text_to_image.ipynb, "Exercise 1: FiLM".
     """
 
     def __init__(self, cond_dim: int, num_features: int):
@@ -82,6 +84,8 @@ class ConditionProjection(nn.Module):
     """Text embedding (N, text_dim) => condition vector (N, cond_dim): a small MLP (chapter 6).
 
     It belongs to the generator and is trained with it; the text encoder itself stays frozen.
+
+    Lesson: 06_text_to_image.ipynb, "3. The conditional VAE".
     """
 
     def __init__(self, text_dim: int, cond_dim: int = RECIPE["cond_dim"], hidden: int = RECIPE["proj_hidden"]):
@@ -105,6 +109,8 @@ class ConditionalVAE(nn.Module):
     (that is what vae.ConvEncoder/ConvDecoder do with cond_dim > 0) and, with film=True, also modulates
     the decoder's 14x14 feature maps through FiLM (after the up-convolution's batch norm, before its ReLU).
     forward(x, e) => (x_logits, mu, logvar); decode(z, c) => logits; condition(e) => c.
+
+    Lesson: 06_text_to_image.ipynb, "3. The conditional VAE".
     """
 
     def __init__(self, text_dim: int, latent_dim: int = RECIPE["latent_dim"], cond_dim: int = RECIPE["cond_dim"],
@@ -143,6 +149,8 @@ class CaptionTable:
 
     embeddings (U, D) holds each distinct caption once (captions repeat: templates x words), index (K, N)
     says which row caption k of image n is. For the one-hot encoder the table is the 10 class vectors.
+
+    Lesson: 06_text_to_image.ipynb, "4. Training with three encoders: Fashion-MNIST".
     """
 
     def __init__(self, data, encoder, captions_per_image: int = RECIPE["captions_per_image"], seed: int = 0):
@@ -183,6 +191,8 @@ def sample(model: ConditionalVAE, embeddings: torch.Tensor, n_per_prompt: int = 
     the "no prompt" condition (the zero embedding, which cond_drop trained on), and use the pixel logits
     u + w * (c - u). w = 1 is plain conditional sampling; w > 1 pushes each image further towards what
     the prompt adds, trading diversity for adherence.
+
+    Lesson: 06_text_to_image.ipynb, "Exercise 2: conditional sampling".
     """
     if embeddings.dim() != 2 or len(embeddings) == 0:
         raise ValueError(f"embeddings must be a non-empty (P, D) batch, got {tuple(embeddings.shape)}.")
@@ -205,7 +215,10 @@ def sample(model: ConditionalVAE, embeddings: torch.Tensor, n_per_prompt: int = 
 
 
 def guidance_or_default(guidance: float | None) -> float:
-    """The guidance scale to sample with: the chapter's RECIPE["guidance"] when None."""
+    """The guidance scale to sample with: the chapter's RECIPE["guidance"] when None.
+
+    Lesson: 06_text_to_image.ipynb, "Classifier-free guidance".
+    """
     return RECIPE["guidance"] if guidance is None else guidance
 
 
@@ -242,6 +255,8 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
     on the training-family class prompts is measured every eval_every steps (history "step", "adherence",
     "seconds": training seconds so far, not counting evaluation), and "steps_to_target" /
     "seconds_to_target" record the first evaluation at RECIPE["target_adherence"] (None if never).
+
+    Lesson: 06_text_to_image.ipynb, "4. Training with three encoders: Fashion-MNIST".
     """
     dataset = require_dataset(data.name)
     num_steps = num_steps if num_steps is not None else RECIPE["num_steps"][dataset]

@@ -15,6 +15,8 @@ def compare_encoders(data, judge, encoders: dict, num_steps: int | None = None, 
 
     encoders: {kind: encoder} (see make_encoder). Returns {kind: {"model", "encoder", "history",
     "adherence" (adherence_report), "attributes", "quality", "wall_seconds"}}.
+
+    Lesson: 06_text_to_image.ipynb, "4. Training with three encoders: Fashion-MNIST".
     """
     n_per_prompt = n_per_prompt or pick(20, 4)
     results = {}
@@ -32,7 +34,10 @@ def compare_encoders(data, judge, encoders: dict, num_steps: int | None = None, 
 
 
 def summary_rows(results: dict, dataset: str) -> list:
-    """One flat dict per encoder (for printing as a table)."""
+    """One flat dict per encoder (for printing as a table).
+
+    Lesson: 06_text_to_image.ipynb, "4. Training with three encoders: Fashion-MNIST".
+    """
     rows = []
     for kind, r in results.items():
         h, a = r["history"], r["adherence"]
@@ -46,7 +51,10 @@ def summary_rows(results: dict, dataset: str) -> list:
 
 
 def print_summary(rows: list) -> None:
-    """The comparison as a text table."""
+    """The comparison as a text table.
+
+    Lesson: 06_text_to_image.ipynb, "4. Training with three encoders: Fashion-MNIST".
+    """
     head = (f"{'dataset':14s} {'encoder':11s} {'train':>6s} {'phrase':>6s} {'synon':>6s} {'attr':>5s} "
             f"{'steps80':>7s} {'sec80':>6s} {'train s':>7s} {'FD':>6s} {'div':>5s}")
     print(head)

@@ -24,7 +24,10 @@ from .text import validate_texts
 
 @runtime_checkable
 class TextEncoder(Protocol):
-    """What the generator needs from a text encoder (chapter 6, section 'Three text encoders')."""
+    """What the generator needs from a text encoder (chapter 6).
+
+    Lesson: 06_text_to_image.ipynb, "2. Three text encoders".
+    """
 
     name: str
     dim: int
@@ -40,6 +43,8 @@ class LabelLookupEncoder:
     Training uses the labels directly (`encode_labels`). A prompt is read by finding a training class
     word in it (whole words, longest first so "t-shirt" is not read as "shirt"); a prompt with no known
     class word encodes as the zero vector, which is what the generator saw for dropped conditions.
+
+    Lesson: 06_text_to_image.ipynb, "2. Three text encoders".
     """
 
     def __init__(self, dataset: str):
@@ -72,14 +77,20 @@ class LabelLookupEncoder:
 
 
 def train_tiny_encoder(num_steps: int | None = None, seed: int = 0):
-    """Chapter 5's tiny GPT, trained on chapter 5's caption corpus; returns (TinyTextEncoder, history)."""
+    """Chapter 5's tiny GPT, trained on chapter 5's caption corpus; returns (TinyTextEncoder, history).
+
+    Lesson: 06_text_to_image.ipynb, "2. Three text encoders".
+    """
     from . import text
     model, tokenizer, history = text.train_tiny_gpt(text.default_corpus(seed), num_steps=num_steps, seed=seed)
     return text.TinyTextEncoder(model, tokenizer), history
 
 
 def make_encoder(kind: str, dataset: str, tiny=None):
-    """The text encoder behind a kind in ENCODERS ("tiny" needs a trained TinyTextEncoder passed as tiny)."""
+    """The text encoder behind a kind in ENCODERS ("tiny" needs a trained TinyTextEncoder passed as tiny).
+
+    Lesson: 06_text_to_image.ipynb, "2. Three text encoders".
+    """
     if kind == "onehot":
         return LabelLookupEncoder(dataset)
     if kind == "tiny":

@@ -63,6 +63,8 @@ def d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     Real images get target 1, generated ones target 0 (one seed swaps them: then D learns the opposite
     and the generator is pushed *away* from the data). Targets are built with ones_like/zeros_like so
     they always have the logits' shape (another seed's BCELoss got (N,) targets for (N, 1) outputs).
+
+    Lesson: 03_gan.ipynb, "Exercise 1 (2 points): the discriminator loss".
     """
     real_logits = _require_logits("real_logits", real_logits)
     fake_logits = _require_logits("fake_logits", fake_logits)
@@ -76,24 +78,35 @@ def g_loss_nonsaturating(fake_logits: Tensor) -> Tensor:
 
     Its gradient is large exactly when D confidently rejects the fakes (early training), unlike
     log(1 - D(G(z))), whose gradient vanishes there.
+
+    Lesson: 03_gan.ipynb, "Exercise 2 (2 points): the non-saturating generator loss".
     """
     fake_logits = _require_logits("fake_logits", fake_logits)
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
 def g_loss_minimax(fake_logits: Tensor) -> Tensor:
-    """The original minimax generator loss log(1 - D(G(z))) = -softplus(l), batch mean (to be minimised)."""
+    """The original minimax generator loss log(1 - D(G(z))) = -softplus(l), batch mean (to be minimised).
+
+    Lesson: 03_gan.ipynb, "2. Why the generator uses".
+    """
     fake_logits = _require_logits("fake_logits", fake_logits)
     return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 
 def wgan_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-    """WGAN critic loss E[f(G(z))] - E[f(x)] (the critic's scores are unbounded, no sigmoid)."""
+    """WGAN critic loss E[f(G(z))] - E[f(x)] (the critic's scores are unbounded, no sigmoid).
+
+    Lesson: 03_gan.ipynb, "7. Two fixes: spectral normalisation and the gradient penalty".
+    """
     return _require_logits("fake_scores", fake_scores).mean() - _require_logits("real_scores", real_scores).mean()
 
 
 def wgan_generator_loss(fake_scores: Tensor) -> Tensor:
-    """WGAN generator loss -E[f(G(z))]."""
+    """WGAN generator loss -E[f(G(z))].
+
+    Lesson: 03_gan.ipynb, "7. Two fixes: spectral normalisation and the gradient penalty".
+    """
     return -_require_logits("fake_scores", fake_scores).mean()
 
 
@@ -103,6 +116,8 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
 
     eps ~ U(0, 1), one per sample (pass `eps` of shape (N,) to fix it). The graph is kept
     (create_graph=True) so that the penalty can be backpropagated into the critic's weights.
+
+    Lesson: 03_gan.ipynb, "Exercise 3 (3 points): the gradient penalty".
     """
     if not isinstance(real, Tensor) or not isinstance(fake, Tensor):
         raise TypeError("real and fake must be torch.Tensors of images (N, C, H, W).")
@@ -131,7 +146,10 @@ def _maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
 
 
 class MLPGenerator(nn.Module):
-    """The seeds' fully connected generator: z (N, z_dim) => images (N, 1, 28, 28) in [-1, 1]."""
+    """The seeds' fully connected generator: z (N, z_dim) => images (N, 1, 28, 28) in [-1, 1].
+
+    Lesson: 03_gan.ipynb, "3. Spot the bugs: the articles' PyTorch MLP GAN".
+    """
 
     def __init__(self, z_dim: int = 100, hidden=(256, 512, 1024)):
         super().__init__()
@@ -148,7 +166,10 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """The seeds' fully connected discriminator: images (N, 1, 28, 28) => logits (N,) (no sigmoid)."""
+    """The seeds' fully connected discriminator: images (N, 1, 28, 28) => logits (N,) (no sigmoid).
+
+    Lesson: 03_gan.ipynb, "3. Spot the bugs: the articles' PyTorch MLP GAN".
+    """
 
     def __init__(self, hidden=(1024, 512, 256), dropout: float = 0.3, spectral_norm: bool = False):
         super().__init__()
@@ -167,6 +188,8 @@ class DCGANGenerator(nn.Module):
     """Convolutional generator: z (N, z_dim) => (N, 2w, 7, 7) => (N, w, 14, 14) => (N, 1, 28, 28) in [-1, 1].
 
     Transposed convolutions upsample by 2; batch norm keeps the activations' scale steady while D moves.
+
+    Lesson: 03_gan.ipynb, "4. DCGAN: convolutions in both players".
     """
 
     def __init__(self, z_dim: int = 64, width: int = 32):
@@ -191,6 +214,8 @@ class DCGANDiscriminator(nn.Module):
 
     No batch norm, so each sample's score depends on that sample only (the gradient penalty needs this);
     `spectral_norm=True` divides every weight by its largest singular value, bounding how fast D can change.
+
+    Lesson: 03_gan.ipynb, "4. DCGAN: convolutions in both players".
     """
 
     def __init__(self, width: int = 32, spectral_norm: bool = False):
@@ -209,7 +234,10 @@ class DCGANDiscriminator(nn.Module):
 
 
 def count_parameters(net: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Number of trainable parameters.
+
+    Lesson: 03_gan.ipynb, "3. Spot the bugs: the articles' PyTorch MLP GAN".
+    """
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
@@ -217,6 +245,8 @@ def make_models(kind: str, z_dim: int | None = None, width: float | None = None)
     """(G, D) for a kind of GAN: "mlp", "dcgan", "dcgan-sn" (spectral norm in D) or "wgan-gp".
 
     width: DCGAN channel width (default 32); for "mlp" a multiplier of the seeds' hidden sizes (default 1).
+
+    Lesson: 03_gan.ipynb, "7. Two fixes: spectral normalisation and the gradient penalty".
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -238,6 +268,8 @@ def sample(G: nn.Module, n: int, seed: int = 0, batch_size: int = 500) -> Tensor
 
     G runs in eval mode (batch norm uses its running averages), so an image does not depend on the
     other images in its batch; G's mode is restored afterwards.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
     """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
@@ -286,6 +318,8 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
 
     The loop is written out by hand on purpose: alternating the discriminator and generator updates is
     chapter 3's lesson, and it does not fit train.run_loop's one-loss-one-optimiser step.
+
+    Lesson: 03_gan.ipynb, "3. Spot the bugs: the articles' PyTorch MLP GAN".
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -378,7 +412,10 @@ RECIPE = Recipe(num_epochs=FullFast(6, 1), batch_size=FullFast(64, 32), lr=2e-4,
 
 
 def recipe(kind: str) -> dict:
-    """train_gan settings of RECIPE for one kind of GAN (WGAN-GP trains with the smaller wgan_lr)."""
+    """train_gan settings of RECIPE for one kind of GAN (WGAN-GP trains with the smaller wgan_lr).
+
+    Lesson: 03_gan.ipynb, "Training the MLP GAN".
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     base = {"kind": kind, "num_epochs": RECIPE["num_epochs"], "batch_size": RECIPE["batch_size"],
@@ -389,12 +426,18 @@ def recipe(kind: str) -> dict:
 
 
 def train_recipe(data, kind: str = "dcgan", **overrides):
-    """Train with `recipe(kind)` (any setting can be overridden); return (G, D, history)."""
+    """Train with `recipe(kind)` (any setting can be overridden); return (G, D, history).
+
+    Lesson: 03_gan.ipynb, "Training the MLP GAN".
+    """
     return train_gan(data, **{**recipe(kind), **overrides})
 
 
 def evaluate(G: nn.Module, judge: nn.Module, real_images: Tensor, n: int | None = None, seed: int = 0) -> dict:
-    """Frechet distance to `real_images`, class histogram/coverage and confidence of n samples of G."""
+    """Frechet distance to `real_images`, class histogram/coverage and confidence of n samples of G.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
     from .metrics import class_coverage, class_histogram, judge_confidence, judge_frechet_distance
     n = n or len(real_images)
     fake = sample(G, n, seed=seed)

@@ -98,6 +98,8 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
 
     Returns {"images": (n, 1, 28, 28), "readings": [class name per image], "counts": Counter}.
     encoder/model/judge may be passed in to reuse loaded ones (the notebook's prompt box does).
+
+    Lesson: 06_text_to_image.ipynb, "7. A prompt box".
     """
     prompt, dataset = validate_prompt(prompt), validate_dataset(dataset)
     n, guidance = validate_count(n), validate_guidance(guidance)
@@ -119,6 +121,7 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
 
 
 def reading_text(counts: Counter, n: int) -> str:
+    """Lesson: 06_text_to_image.ipynb, "7. A prompt box"."""
     return ", ".join(f"{name} {k}/{n}" for name, k in counts.most_common())
 
 

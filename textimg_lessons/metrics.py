@@ -66,7 +66,10 @@ def _batched(fn, images: Tensor, batch_size: int) -> Tensor:
 
 @torch.no_grad()
 def judge_features(judge: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
-    """Penultimate-layer features of the judge for a batch of images: (N, 1, 28, 28) => (N, D), on the CPU."""
+    """Penultimate-layer features of the judge for a batch of images: (N, 1, 28, 28) => (N, D), on the CPU.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
     images = require_images(images)
     if not hasattr(judge, "features"):
         raise TypeError(f"the judge ({type(judge).__name__}) has no .features(x) method; "
@@ -82,7 +85,10 @@ def judge_features(judge: nn.Module, images: Tensor, batch_size: int = 500) -> T
 
 @torch.no_grad()
 def judge_logits(judge: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
-    """Class logits of the judge: (N, 1, 28, 28) => (N, num_classes), on the CPU."""
+    """Class logits of the judge: (N, 1, 28, 28) => (N, num_classes), on the CPU.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
     images = require_images(images)
     device = next(judge.parameters()).device
     was_training = judge.training
@@ -105,6 +111,8 @@ def prompt_adherence(judge, images: Tensor, requested: Tensor) -> float:
 
     judge: any classifier returning logits (N, num_classes); images (N, 1, 28, 28) in [0, 1];
     requested (N,) class indices. 1.0 = every image shows what was asked for; chance is 1 / num_classes.
+
+    Lesson: 06_text_to_image.ipynb, "Exercise 3: prompt adherence".
     """
     requested = torch.as_tensor(requested).long().flatten()
     if len(images) != len(requested):
@@ -115,7 +123,10 @@ def prompt_adherence(judge, images: Tensor, requested: Tensor) -> float:
 
 
 def confusion_matrix(requested: Tensor, predicted: Tensor, num_classes: int = 10) -> Tensor:
-    """(num_classes, num_classes) counts: row = requested class, column = the judge's class."""
+    """(num_classes, num_classes) counts: row = requested class, column = the judge's class.
+
+    Lesson: 06_text_to_image.ipynb, "Where synonyms go wrong".
+    """
     flat = requested.long() * num_classes + predicted.long()
     return torch.bincount(flat, minlength=num_classes ** 2).view(num_classes, num_classes)
 
@@ -139,6 +150,8 @@ def frechet_distance(feats_a: Tensor, feats_b: Tensor) -> float:
     d^2 = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), with unbiased covariances S (divide by N - 1).
     Computed in float64 by torchmetrics' FrechetInceptionDistance, fed our own features instead of
     Inception's. 0 for identical sets; it grows with both a shifted mean and a different spread.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
     """
     a = _require_features("feats_a", feats_a)
     b = _require_features("feats_b", feats_b)
@@ -158,6 +171,8 @@ def judge_frechet_distance(judge: nn.Module, real_images: Tensor, fake_images: T
 
     The value depends on the judge and on the number of images (it is biased upwards for small sets),
     so compare models only with the same judge and the same N.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
     """
     require_images(real_images, "real_images")
     require_images(fake_images, "fake_images")
@@ -168,7 +183,10 @@ def judge_frechet_distance(judge: nn.Module, real_images: Tensor, fake_images: T
 # ---------------------------------------------------------------- classes, confidence, diversity
 
 def class_histogram(judge: nn.Module, images: Tensor, num_classes: int = 10, batch_size: int = 500) -> Tensor:
-    """Share of `images` that the judge puts in each class: (num_classes,) float, summing to 1."""
+    """Share of `images` that the judge puts in each class: (num_classes,) float, summing to 1.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     logits = judge_logits(judge, images, batch_size)
@@ -180,7 +198,10 @@ def class_histogram(judge: nn.Module, images: Tensor, num_classes: int = 10, bat
 
 
 def class_coverage(hist: Tensor, min_share: float = 0.05) -> int:
-    """Number of classes whose share in `hist` is at least `min_share` (10 of 10 = no class missing)."""
+    """Number of classes whose share in `hist` is at least `min_share` (10 of 10 = no class missing).
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
     if not isinstance(hist, Tensor):
         hist = torch.as_tensor(hist)
     if hist.dim() != 1 or hist.numel() == 0:
@@ -195,13 +216,19 @@ def class_coverage(hist: Tensor, min_share: float = 0.05) -> int:
 
 
 def judge_confidence(judge: nn.Module, images: Tensor, batch_size: int = 500) -> float:
-    """Mean over images of the judge's largest softmax probability (1 = every image clearly one class)."""
+    """Mean over images of the judge's largest softmax probability (1 = every image clearly one class).
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
     logits = judge_logits(judge, images, batch_size)
     return float(torch.softmax(logits.double(), dim=1).max(dim=1).values.mean())
 
 
 def diversity(images: Tensor) -> float:
-    """Mean L2 distance between all pairs of images in a set (N, ...), N >= 2; near 0 means collapse."""
+    """Mean L2 distance between all pairs of images in a set (N, ...), N >= 2; near 0 means collapse.
+
+    Lesson: 03_gan.ipynb, "6. Mode collapse, provoked and measured".
+    """
     if not isinstance(images, Tensor):
         raise TypeError(f"images must be a torch.Tensor (N, ...), got {type(images).__name__}.")
     if images.dim() < 2:

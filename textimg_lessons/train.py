@@ -78,6 +78,8 @@ def run_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, rounds: I
     (scheduler_every="batch") or every round ("round"). evaluate(model): called after each round; each
     entry of its dict is appended to result.evals. postfix(result): text for the progress bar.
     total: number of batches, for the progress bar (found from the rounds when they have a length).
+
+    Lesson: 04_vae.ipynb, "3. Training the VAE and measuring it in nats".
     """
     if scheduler_every not in ("batch", "round"):
         raise ValueError(f"scheduler_every must be 'batch' or 'round', got {scheduler_every!r}.")
@@ -138,6 +140,8 @@ def fit(net: torch.nn.Module, train_loader, num_epochs: int, lr: float = 1e-3,
     history["loss"] holds the mean training loss per epoch; every key returned by `eval_fn(net)` (called
     after each epoch) is appended too; history["seconds"] is the wall time of training and evaluation,
     history["cpu_seconds"] the CPU time of training. scheduler (if any) is stepped once per epoch.
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
     """
     if num_epochs < 1:
         raise ValueError(f"num_epochs must be at least 1, got {num_epochs}")

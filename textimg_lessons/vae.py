@@ -71,7 +71,10 @@ def _require_images(name: str, x, binary: bool) -> None:
 
 
 def binarize(X: torch.Tensor, threshold: float = BINARIZE_THRESHOLD) -> torch.Tensor:
-    """The course's fixed binarisation: 1.0 where a pixel is > threshold (0.5), else 0.0 (chapter 4)."""
+    """The course's fixed binarisation: 1.0 where a pixel is > threshold (0.5), else 0.0 (chapter 4).
+
+    Lesson: 04_vae.ipynb, "The data: Fashion-MNIST, binarised".
+    """
     _require_tensor("X", X)
     return (X > threshold).to(X.dtype)
 
@@ -82,6 +85,8 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
     """z = mu + sigma * eps with eps ~ N(0, I) and sigma = exp(logvar / 2) (chapter 4).
 
     Sampling is moved into eps, which does not depend on the parameters, so gradients flow to mu and logvar.
+
+    Lesson: 04_vae.ipynb, "The reparameterisation trick".
     """
     _require_pair("mu", mu, "logvar", logvar)
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device="cpu" if generator is not None else mu.device)
@@ -92,6 +97,8 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats, summed over latent dims: (N, D) => (N,) (chapter 4).
 
     Per dim: 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2).
+
+    Lesson: 04_vae.ipynb, "Checking the closed form with Monte Carlo".
     """
     _require_pair("mu", mu, "logvar", logvar)
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
@@ -102,6 +109,8 @@ def bernoulli_nll(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
     Computed from logits (binary cross-entropy with logits), which is stable where sigmoid-then-log is not.
     x must lie in [0, 1]; it is a log-likelihood only when x is binary (see `binarize`).
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
     """
     _require_pair("x_logits", x_logits, "x", x)
     if (x < 0).any() or (x > 1).any():
@@ -110,7 +119,10 @@ def bernoulli_nll(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def negative_elbo(x_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """-ELBO = reconstruction (Bernoulli NLL) + KL(q(z|x) || p(z)), in nats per example: (N,) (chapter 4)."""
+    """-ELBO = reconstruction (Bernoulli NLL) + KL(q(z|x) || p(z)), in nats per example: (N,) (chapter 4).
+
+    Lesson: 04_vae.ipynb, "The reconstruction term and the whole negative ELBO".
+    """
     rec = bernoulli_nll(x_logits, x)
     kl = gaussian_kl(mu, logvar)
     if rec.shape != kl.shape:
@@ -119,7 +131,10 @@ def negative_elbo(x_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, log
 
 
 def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None) -> torch.Tensor:
-    """log N(z; mu, diag(exp(logvar))) summed over the last dim: (..., D) => (...). Defaults: N(0, I)."""
+    """log N(z; mu, diag(exp(logvar))) summed over the last dim: (..., D) => (...). Defaults: N(0, I).
+
+    Lesson: 04_vae.ipynb, "Checking the closed form with Monte Carlo".
+    """
     mu = torch.zeros_like(z) if mu is None else mu
     logvar = torch.zeros_like(z) if logvar is None else logvar
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
@@ -134,6 +149,8 @@ class ConvEncoder(nn.Module):
     the first epochs (measured in chapter 4's budget); chapter 6 passes a conditioning vector c.
 
     forward(x, c=None): x (N, 1, 28, 28), c (N, cond_dim) => mu, logvar each (N, latent_dim).
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
     """
 
     def __init__(self, latent_dim: int, cond_dim: int = 0, channels: int = 16, hidden: int = 256, norm: bool = True):
@@ -157,7 +174,10 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """p(x | z[, c]): the mirror of ConvEncoder; returns pixel logits (N, 1, 28, 28) (chapter 4)."""
+    """p(x | z[, c]): the mirror of ConvEncoder; returns pixel logits (N, 1, 28, 28) (chapter 4).
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
+    """
 
     def __init__(self, latent_dim: int, cond_dim: int = 0, channels: int = 16, hidden: int = 256,
                  pixel_bias: bool = True, norm: bool = True):
@@ -198,7 +218,10 @@ class ConvDecoder(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """The classic pytorch/examples VAE encoder: 784 => 400 => (mu, logvar) of size latent_dim (baseline)."""
+    """The classic pytorch/examples VAE encoder: 784 => 400 => (mu, logvar) of size latent_dim (baseline).
+
+    Lesson: 04_vae.ipynb, "3. Training the VAE and measuring it in nats".
+    """
 
     def __init__(self, latent_dim: int = 20, hidden: int = 400, cond_dim: int = 0):
         super().__init__()
@@ -213,7 +236,10 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """The classic pytorch/examples VAE decoder: latent_dim => 400 => 784 logits, shaped (N, 1, 28, 28)."""
+    """The classic pytorch/examples VAE decoder: latent_dim => 400 => 784 logits, shaped (N, 1, 28, 28).
+
+    Lesson: 04_vae.ipynb, "3. Training the VAE and measuring it in nats".
+    """
 
     def __init__(self, latent_dim: int = 20, hidden: int = 400, cond_dim: int = 0):
         super().__init__()
@@ -244,6 +270,8 @@ class VAE(nn.Module):
     kind="conv" (the chapter's model) or "mlp" (the classic 784-400-20 baseline). forward(x) returns
     (x_logits, mu, logvar); sample(n) draws images from the prior; decode(z) returns pixel logits.
     cond_dim > 0 makes it conditional: pass c (N, cond_dim) to forward, decode and sample.
+
+    Lesson: 04_vae.ipynb, "Spot the bug: the source article's VAE".
     """
 
     def __init__(self, latent_dim: int = RECIPE["latent_dim"], kind: str = "conv", cond_dim: int = 0):
@@ -300,6 +328,8 @@ def train_vae(data, kind: str = "conv", latent_dim: int = RECIPE["latent_dim"], 
     not counting the per-epoch evaluation) and "cpu_seconds" (CPU time of the same: on a machine shared with
     other jobs it is closer than wall time to what an idle machine with torch's thread count would take).
     num_epochs defaults to the recipe (5; 2 in fast mode).
+
+    Lesson: 04_vae.ipynb, "3. Training the VAE and measuring it in nats".
     """
     num_epochs = RECIPE["num_epochs"] if num_epochs is None else num_epochs
     if num_epochs < 1:
@@ -342,7 +372,10 @@ def _forward_for_loss(vae: VAE, x: torch.Tensor):
 
 @torch.no_grad()
 def test_negative_elbo(vae: VAE, X: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> float:
-    """Mean negative ELBO in nats per image on binary X (one z sample per image, seeded) (chapter 4)."""
+    """Mean negative ELBO in nats per image on binary X (one z sample per image, seeded) (chapter 4).
+
+    Lesson: 04_vae.ipynb, "A tighter estimate of -log p(x): importance weighting".
+    """
     _require_images("X", X, binary=True)
     was_training = vae.training
     vae.eval()
@@ -358,7 +391,10 @@ def test_negative_elbo(vae: VAE, X: torch.Tensor, batch_size: int = 1000, seed: 
 
 @torch.no_grad()
 def log_importance_weights(vae: VAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): (k, N) (chapter 4)."""
+    """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): (k, N) (chapter 4).
+
+    Lesson: 04_vae.ipynb, "A tighter estimate of -log p(x): importance weighting".
+    """
     mu, logvar = vae.encode(x)                                  # (N, D)
     mu_k, logvar_k = mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape)  # => (k, N, D)
     z = reparameterize(mu_k.reshape(-1, mu.shape[1]), logvar_k.reshape(-1, mu.shape[1]), generator)
@@ -374,6 +410,8 @@ def importance_weighted_nll(vae: VAE, X: torch.Tensor, k: int = 100, batch_size:
 
     -log p(x) <= -log (1/k) sum_i w_i with w_i = p(x, z_i) / q(z_i | x); the bound tightens as k grows and
     k = 1 is the single-sample ELBO. logsumexp keeps the sum of tiny weights (e^-200) from underflowing.
+
+    Lesson: 04_vae.ipynb, "A tighter estimate of -log p(x): importance weighting".
     """
     _require_images("X", X, binary=True)
     if not isinstance(k, int) or k < 1:
@@ -396,6 +434,8 @@ class Autoencoder(nn.Module):
 
     It reuses ConvEncoder's mu head as the code (logvar is ignored), so the only difference from the VAE
     is the loss: reconstruction only, no noise and no KL.
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
     """
 
     def __init__(self, latent_dim: int = RECIPE["latent_dim"]):
@@ -411,13 +451,19 @@ class Autoencoder(nn.Module):
 
 
 def reconstruction_loss(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of the per-image Bernoulli NLL (the autoencoder's loss; a fit() loss_fn)."""
+    """Mean over the batch of the per-image Bernoulli NLL (the autoencoder's loss; a fit() loss_fn).
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
+    """
     return bernoulli_nll(x_logits, x).mean()
 
 
 def train_autoencoder(X: torch.Tensor, latent_dim: int = RECIPE["latent_dim"], num_epochs: int = 2,
                       lr: float = RECIPE["lr"], seed: int = 0, batch_size: int = RECIPE["batch_size"]):
-    """Train an Autoencoder on binarised images X with the course's fit() loop; return (ae, history)."""
+    """Train an Autoencoder on binarised images X with the course's fit() loop; return (ae, history).
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
+    """
     from torch.utils.data import DataLoader, TensorDataset
 
     from .train import fit
@@ -437,14 +483,20 @@ def train_autoencoder(X: torch.Tensor, latent_dim: int = RECIPE["latent_dim"], n
 
 @torch.no_grad()
 def reconstruct(vae: VAE, x: torch.Tensor) -> torch.Tensor:
-    """Pixel probabilities of the decoder at the posterior mean: sigmoid(decode(mu(x))): (N, 1, 28, 28)."""
+    """Pixel probabilities of the decoder at the posterior mean: sigmoid(decode(mu(x))): (N, 1, 28, 28).
+
+    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
+    """
     device = _device_of(vae)
     mu, _ = vae.encode(x.to(device))
     return torch.sigmoid(vae.decode(mu)).cpu()
 
 
 def flip_pixels(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Salt-and-pepper noise on binary images: flip each pixel with probability p."""
+    """Salt-and-pepper noise on binary images: flip each pixel with probability p.
+
+    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
+    """
     _require_images("x", x, binary=True)
     if not 0 <= p <= 1:
         raise ValueError(f"p must be a probability in [0, 1], got {p}.")
@@ -453,7 +505,10 @@ def flip_pixels(x: torch.Tensor, p: float, generator: torch.Generator | None = N
 
 
 def denoise(vae: VAE, x_noisy: torch.Tensor) -> torch.Tensor:
-    """Denoising with a VAE: encode the noisy image, decode the posterior mean (chapter 4)."""
+    """Denoising with a VAE: encode the noisy image, decode the posterior mean (chapter 4).
+
+    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
+    """
     return reconstruct(vae, x_noisy)
 
 
@@ -463,6 +518,8 @@ def inpaint(vae: VAE, x: torch.Tensor, known: torch.Tensor, steps: int = 20) -> 
 
     Starts the missing region at 0.5 (no information); each step projects the image towards what the VAE
     can explain while keeping what we observed. Returns pixel probabilities (N, 1, 28, 28).
+
+    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
     """
     if known.shape != x.shape:
         raise ValueError(f"known must have the shape of x {tuple(x.shape)}, got {tuple(known.shape)}.")
@@ -474,7 +531,10 @@ def inpaint(vae: VAE, x: torch.Tensor, known: torch.Tensor, steps: int = 20) -> 
 
 
 def reconstruction_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
-    """PSNR (dB) and SSIM of pred vs target images in [0, 1], with torchmetrics (data_range 1)."""
+    """PSNR (dB) and SSIM of pred vs target images in [0, 1], with torchmetrics (data_range 1).
+
+    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
+    """
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
     _require_images("pred", pred, binary=False)
     _require_images("target", target, binary=False)
@@ -495,6 +555,8 @@ def compare_conv_mlp(data, num_epochs: int | None = None, seed: int = 0) -> dict
 
     Returns {"conv": {...}, "mlp": {...}} with the model, history, test negative ELBO, IWAE NLL and
     reconstruction PSNR/SSIM (decoded posterior mean vs the binarised test image) for each.
+
+    Lesson: 04_vae.ipynb, "3. Training the VAE and measuring it in nats".
     """
     X_test = binarize(data.X_test)
     X_iw = X_test[:pick(IWAE_IMAGES, 200)]
