@@ -57,16 +57,21 @@ def _labels(y, num_rows: int, num_classes: int) -> torch.Tensor:
 # ---------------------------------------------------------------- layers
 
 
+def _require_linear(X: torch.Tensor, W: torch.Tensor) -> None:
+    """A non-empty batch X (N, in) that fits W (out, in)."""
+    _nonempty("X", X)
+    if X.shape[1] != W.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} features per row but W has shape {tuple(W.shape)} = (out, in) "
+                         f"expecting {W.shape[1]}; W must be (out_features, in_features) = (?, {X.shape[1]}).")
+
+
 def linear_forward(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Y = X @ W.T + b. X: (N, in), W: (out, in), b: (out,) => Y: (N, out). Chapter 1, "Linear layer".
 
     Lesson: 01_backprop.ipynb, "Exercise 3: `linear_backward`".
     """
     _tensor("X", X, 2), _tensor("W", W, 2), _tensor("b", b, 1)
-    _nonempty("X", X)
-    if X.shape[1] != W.shape[1]:
-        raise ValueError(f"X has {X.shape[1]} features per row but W has shape {tuple(W.shape)} = (out, in) "
-                         f"expecting {W.shape[1]}; W must be (out_features, in_features) = (?, {X.shape[1]}).")
+    _require_linear(X, W)
     if b.shape[0] != W.shape[0]:
         raise ValueError(f"b has {b.shape[0]} entries but W has {W.shape[0]} output rows; they must match.")
     return X @ W.T + b  # (N, in) @ (in, out) => (N, out)
@@ -81,10 +86,7 @@ def linear_backward(dout: torch.Tensor, X: torch.Tensor, W: torch.Tensor):
     Lesson: 01_backprop.ipynb, "Exercise 3: `linear_backward`".
     """
     _tensor("dout", dout, 2), _tensor("X", X, 2), _tensor("W", W, 2)
-    _nonempty("X", X)
-    if X.shape[1] != W.shape[1]:
-        raise ValueError(f"X has {X.shape[1]} features but W has shape {tuple(W.shape)} = (out, in); "
-                         f"W must be (?, {X.shape[1]}).")
+    _require_linear(X, W)
     if dout.shape != (X.shape[0], W.shape[0]):
         raise ValueError(f"dout must have shape (N, out) = {(X.shape[0], W.shape[0])}, got {tuple(dout.shape)}.")
     dX = dout @ W  # (N, out) @ (out, in) => (N, in)

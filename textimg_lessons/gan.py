@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .config import FullFast, Recipe, get_device, seed_everything
+from .tensors import require_image_batch
 
 KINDS = ("mlp", "dcgan", "dcgan-sn", "wgan-gp")
 
@@ -46,13 +47,7 @@ def _require_z(z, z_dim: int) -> None:
 
 
 def _require_x(x) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor (N, 1, 28, 28), got {type(x).__name__}.")
-    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"the discriminator takes images (N, 1, 28, 28), got {tuple(x.shape)}; "
-                         "reshape with x.view(-1, 1, 28, 28).")
-    if x.shape[0] == 0:
-        raise ValueError("x is empty (N = 0); pass at least one image.")
+    require_image_batch(x, "x (the discriminator's input)")
 
 
 # ---------------------------------------------------------------- losses

@@ -16,8 +16,11 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from .tensors import require_image_batch
+
 __all__ = ["frechet_distance", "judge_frechet_distance", "class_histogram", "class_coverage",
-           "judge_confidence", "diversity", "require_images", "judge_features", "judge_logits"]
+           "judge_confidence", "diversity", "require_images", "judge_features", "judge_logits", "judge_classes",
+           "prompt_adherence", "confusion_matrix"]
 
 
 # ---------------------------------------------------------------- input checks
@@ -42,13 +45,7 @@ def _require_features(name: str, feats) -> Tensor:
 
 def require_images(images, name: str = "images") -> Tensor:
     """Check that `images` is a non-empty float batch (N, 1, 28, 28) in [0, 1]; return it detached."""
-    if not isinstance(images, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor (N, 1, 28, 28), got {type(images).__name__}.")
-    if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"{name} must have shape (N, 1, 28, 28), got {tuple(images.shape)}. "
-                         "Reshape flat images with x.view(-1, 1, 28, 28).")
-    if images.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 images); pass at least one image.")
+    require_image_batch(images, name)
     if not images.is_floating_point():
         raise TypeError(f"{name} must be float in [0, 1], got {images.dtype}; use images.float() / 255.")
     lo, hi = float(images.min()), float(images.max())
