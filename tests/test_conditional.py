@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from textimg_lessons import adherence, captioner, captions, conditional, encoders, generator_io, metrics, text
+from textimg_lessons import (adherence, captioner, captions, conditional, encoders, generator_io, metrics,
+                             pretrained, text, tokenisers)
 
 
 class FakeJudge(nn.Module):
@@ -187,9 +188,9 @@ def test_shipped_generators_are_small():
 
 
 def test_every_encoder_declares_the_text_encoder_interface():
-    tiny = text.TinyTextEncoder(text.TinyGPT(50, d_model=16, n_layers=1, n_heads=2), text.CharTokenizer(["ab"]))
-    pretrained = text.PretrainedTextEncoder(disk_cache=False)
-    for enc in (encoders.LabelLookupEncoder("mnist"), tiny, pretrained):
+    tiny = text.TinyTextEncoder(text.TinyGPT(50, d_model=16, n_layers=1, n_heads=2), tokenisers.CharTokenizer(["ab"]))
+    minilm = pretrained.PretrainedTextEncoder(disk_cache=False)
+    for enc in (encoders.LabelLookupEncoder("mnist"), tiny, minilm):
         assert isinstance(enc, encoders.TextEncoder)
         assert isinstance(enc.name, str) and enc.encode(["a seven"]).shape == (1, enc.dim)
     assert not isinstance(object(), encoders.TextEncoder)
@@ -223,7 +224,7 @@ def test_shipped_generators_load_bit_identically():
 
 def test_captioner_logits_are_the_gpt_run_on_prefix_and_tokens():
     gpt = text.TinyGPT(30, d_model=16, n_layers=1, n_heads=2, block_size=8).eval()
-    cap = captioner.ImageCaptioner(gpt, text.CharTokenizer(["abc"]), feature_dim=4).eval()
+    cap = captioner.ImageCaptioner(gpt, tokenisers.CharTokenizer(["abc"]), feature_dim=4).eval()
     feats, ids = torch.randn(2, 4), torch.randint(0, 30, (2, 5))
     x = torch.cat([cap.prefix(feats)[:, None], gpt.tok_emb(ids)], dim=1)
     x = x + gpt.pos_emb(torch.arange(6))

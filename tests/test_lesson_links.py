@@ -15,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "textimg_lessons"
 REF = re.compile(r'Lesson: (\d\d_[a-z_]+\.ipynb), "([^"]+)"\.')
-TEACHING = ["backprop", "cnn", "metrics", "gan", "vae", "captions", "text", "conditional", "encoders", "adherence",
+TEACHING = ["backprop", "cnn", "metrics", "gan", "vae", "captions", "tokenisers", "attention", "text", "pretrained",
+            "conditional", "encoders", "adherence",
             "captioner", "encoder_comparison"]
 
 

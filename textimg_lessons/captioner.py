@@ -15,7 +15,7 @@ from torch import nn
 from . import captions
 from .config import get_device, pick, seed_everything
 from .metrics import judge_features
-from .text import BOS, EOS, PAD, batch_encode, decode_ids, special_id
+from .tokenisers import BOS, EOS, PAD, batch_encode, decode_ids, special_id
 from .train import run_loop, step_rounds
 from .conditional import ConditionalVAE, guidance_or_default, sample
 from .encoders import LabelLookupEncoder

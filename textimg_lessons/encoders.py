@@ -7,7 +7,7 @@ same small interface, so the generator, the metrics and the next chapters can ta
   dim: int                               the size of one embedding
   encode(texts: list[str]) -> Tensor     (N, dim) embeddings on the CPU
 
-Implemented by LabelLookupEncoder (here), text.TinyTextEncoder and text.PretrainedTextEncoder (chapter 5).
+Implemented by LabelLookupEncoder (here), text.TinyTextEncoder and pretrained.PretrainedTextEncoder (chapter 5).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from . import captions
 from .datasets import require_dataset
-from .text import validate_texts
+from .tokenisers import validate_texts
 
 
 @runtime_checkable
@@ -98,7 +98,7 @@ def make_encoder(kind: str, dataset: str, tiny=None):
             tiny, _ = train_tiny_encoder()
         return tiny
     if kind == "pretrained":
-        from .text import PretrainedTextEncoder
+        from .pretrained import PretrainedTextEncoder
         return PretrainedTextEncoder()
     raise ValueError(f"Unknown encoder {kind!r}; choose one of {ENCODERS}.")
 

@@ -110,7 +110,7 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     from .generator_io import load_generator
     guidance = guidance_or_default(guidance)
     if encoder is None:
-        from .text import PretrainedTextEncoder
+        from .pretrained import PretrainedTextEncoder
         encoder = PretrainedTextEncoder()
     model = model if model is not None else load_generator(dataset)
     judge = judge if judge is not None else load_judge(dataset)

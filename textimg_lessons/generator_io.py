@@ -80,7 +80,7 @@ def train_shipped(out_dir=None, datasets=("fashion_mnist", "mnist"), seed: int =
     from .adherence import adherence_report
     from .cnn import load_judge
     from .data import load_dataset
-    from .text import PretrainedTextEncoder
+    from .pretrained import PretrainedTextEncoder
     out_dir = Path(out_dir) if out_dir is not None else config.shipped_data_dir()
     encoder = PretrainedTextEncoder()
     report = []

@@ -9,7 +9,8 @@ from .report import BenchRow
 
 def bench() -> list:
     from .. import captions, config
-    from ..text import (PretrainedTextEncoder, TinyTextEncoder, cache_demo_prompts, default_corpus,
+    from ..pretrained import PretrainedTextEncoder
+    from ..text import (TinyTextEncoder, cache_demo_prompts, default_corpus,
                         entropy_floor, synonym_retrieval, train_tiny_gpt)
     t0 = time.perf_counter()
     model, tok, hist = train_tiny_gpt(default_corpus(), progress=False)

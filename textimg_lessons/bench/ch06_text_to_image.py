@@ -19,7 +19,8 @@ def bench() -> list:
     from ..data import load_dataset
     from ..encoder_comparison import compare_encoders
     from ..encoders import LabelLookupEncoder, train_tiny_encoder
-    from ..text import PretrainedTextEncoder, synonym_retrieval
+    from ..pretrained import PretrainedTextEncoder
+    from ..text import synonym_retrieval
     rows = []
     tiny, tiny_hist = train_tiny_encoder()
     rows.append(_row("tiny GPT encoder training time (s, shared by both datasets)", tiny_hist["train_seconds"],
