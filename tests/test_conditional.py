@@ -139,7 +139,7 @@ def test_make_encoder_rejects_unknown_kind():
 
 
 def test_fast_training_with_one_hot_labels_beats_chance():
-    from textimg_lessons.cnn import load_judge
+    from textimg_lessons.judges import load_judge
     from textimg_lessons.data import load_mnist
     data = load_mnist(verbose=False)
     judge = load_judge("mnist")

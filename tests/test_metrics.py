@@ -19,7 +19,7 @@ def direct_frechet(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class TinyJudge(nn.Module):
-    """Stand-in for cnn.load_judge(): class = which of 10 horizontal bands holds the most ink."""
+    """Stand-in for judges.load_judge(): class = which of 10 horizontal bands holds the most ink."""
 
     def __init__(self):
         super().__init__()

@@ -105,7 +105,7 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     n, guidance = validate_count(n), validate_guidance(guidance)
     import torch
 
-    from .cnn import judge_predict, load_judge
+    from .judges import judge_predict, load_judge
     from .conditional import guidance_or_default, sample
     from .generator_io import load_generator
     guidance = guidance_or_default(guidance)

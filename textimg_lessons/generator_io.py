@@ -78,7 +78,7 @@ SHIPPED_COMMAND = "textimg-lessons train generators"
 def train_shipped(out_dir=None, datasets=("fashion_mnist", "mnist"), seed: int = 0) -> list:
     """Train the generators behind `textimg-lessons generate` with the pretrained encoder and save them."""
     from .adherence import adherence_report
-    from .cnn import load_judge
+    from .judges import load_judge
     from .data import load_dataset
     from .pretrained import PretrainedTextEncoder
     out_dir = Path(out_dir) if out_dir is not None else config.shipped_data_dir()

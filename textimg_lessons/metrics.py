@@ -1,7 +1,7 @@
 """Measuring generated images with a judge classifier (chapter 3 defines them; chapters 4 and 6 reuse them).
 
 No Inception network is downloaded: the "judge" is the small CNN classifier that chapter 2 trains
-(`textimg_lessons.cnn.load_judge(dataset)`). A judge is an `nn.Module` whose forward returns class
+(`textimg_lessons.judges.load_judge(dataset)`). A judge is an `nn.Module` whose forward returns class
 logits (N, num_classes) and whose `.features(x)` returns penultimate-layer features (N, D).
 
 - `frechet_distance`: distance between two Gaussians fitted to two feature sets (FID, on judge features).
@@ -70,7 +70,7 @@ def judge_features(judge: nn.Module, images: Tensor, batch_size: int = 500) -> T
     images = require_images(images)
     if not hasattr(judge, "features"):
         raise TypeError(f"the judge ({type(judge).__name__}) has no .features(x) method; "
-                        "load one with textimg_lessons.cnn.load_judge(dataset).")
+                        "load one with textimg_lessons.judges.load_judge(dataset).")
     device = next(judge.parameters()).device
     was_training = judge.training
     judge.eval()

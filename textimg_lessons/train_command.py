@@ -3,7 +3,7 @@
     textimg-lessons train judges [--out DIR] [--datasets mnist fashion_mnist] [--seed 0]
     textimg-lessons train generators [--out DIR] [--datasets fashion_mnist mnist] [--seed 0]
 
-judges trains chapter 2's judge classifiers (`cnn.train_judges`); generators trains chapter 6's
+judges trains chapter 2's judge classifiers (`judges.train_judges`); generators trains chapter 6's
 text-conditioned VAEs behind `textimg-lessons generate` (`generator_io.train_shipped`). Both run in full
 mode for minutes to an hour on a CPU. The arguments are checked before torch is imported, and the shipped
 files are never replaced unless --out names the package's shipped folder.
@@ -44,7 +44,7 @@ def _run(args) -> int:
         return 2
     if args.what == "judges":
         from . import config
-        from .cnn import train_judges
+        from .judges import train_judges
         train_judges(out if out is not None else config.data_dir() / "judges", datasets, args.seed)
     else:
         from .generator_io import train_shipped

@@ -7,7 +7,8 @@ from .report import BenchRow
 
 
 def bench() -> list:
-    from ..cnn import judge_predict, load_judge, train_cnn
+    from ..cnn import train_cnn
+    from ..judges import judge_predict, load_judge
     from ..config import pick
     from ..data import load_fashion_mnist, load_mnist
     data = load_mnist()

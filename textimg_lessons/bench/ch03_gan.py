@@ -6,7 +6,7 @@ from .report import BenchRow
 
 def bench() -> list:
     """Frechet distances, their ratio, class coverage and training time."""
-    from ..cnn import load_judge
+    from ..judges import load_judge
     from ..data import load_fashion_mnist
     from ..gan import evaluate, train_recipe
     data = load_fashion_mnist()

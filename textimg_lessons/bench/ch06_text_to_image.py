@@ -14,7 +14,7 @@ def bench() -> list:
     """Chapter 6's measured claims, with the notebook's recipe (compare_encoders, train_captioner)."""
     from .. import captions
     from ..captioner import caption_accuracy, caption_images, cycle_consistency, train_captioner
-    from ..cnn import load_judge
+    from ..judges import load_judge
     from ..config import fast_mode, pick
     from ..data import load_dataset
     from ..encoder_comparison import compare_encoders
