@@ -329,6 +329,6 @@ def train_cnn(data=None, num_epochs: int | None = None, seed: int = 0, net: nn.M
     from .data import load_mnist
     data = data if data is not None else load_mnist()
     num_epochs = num_epochs if num_epochs is not None else RECIPE["num_epochs"]
-    seed_everything(seed)  # the initial weights too, so the notebook and bench() train the same network
+    seed_everything(seed)  # the initial weights too, so the notebook and the benchmark train the same network
     net = net if net is not None else ModernLeNet()
     return train_classifier(net, data, num_epochs, seed=seed, desc="CNN on MNIST")

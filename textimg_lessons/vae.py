@@ -6,12 +6,12 @@ Everything here is the package copy of what chapter 4 derives step by step:
   gives different numbers, so compare like with like.
 - `reparameterize`, `gaussian_kl`, `bernoulli_nll`, `negative_elbo`: the pieces of the loss.
 - `ConvEncoder`, `ConvDecoder`, `MLPEncoder`, `MLPDecoder`, `VAE`: the networks. The conv ones take an
-  optional conditioning vector (`cond_dim`) concatenated to their features, so chapter 6's conditional
-  VAE reuses them unchanged.
+  optional conditioning vector (`cond_dim`) concatenated to their features, and ConvDecoder a `modulate`
+  function for its feature maps, so chapter 6's conditional VAE reuses them unchanged.
 - `train_vae`, `test_negative_elbo`, `importance_weighted_nll`: the training recipe and the metrics.
 - `Autoencoder`, `train_autoencoder`, `denoise`, `inpaint`, `reconstruction_quality`: the chapter's
   autoencoder and applications.
-- `bench()`: the numbers `textimg-lessons bench 04_vae` reports, with the notebook's recipe.
+- `compare_conv_mlp`: the chapter's comparison, which `textimg-lessons bench 04_vae` reports.
 """
 from __future__ import annotations
 
