@@ -90,3 +90,23 @@ def test_grading_commands_are_listed_in_the_full_parser():
     pytest.importorskip("nbgrader")
     names = cli.build_parser().command_names
     assert {"release", "autograde", "export"} <= names
+
+
+def test_train_never_replaces_existing_weights_without_force(tmp_path):
+    kept = tmp_path / "judge_mnist.safetensors"
+    kept.write_bytes(b"my own judge")
+    proc, _ = run_cli("train", "judges", "--datasets", "mnist", "--out", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2 and "judge_mnist.safetensors already in" in proc.stderr and "--force" in proc.stderr
+    assert kept.read_bytes() == b"my own judge"
+    (tmp_path / "a_file").write_text("x")
+    proc, _ = run_cli("train", "generators", "--out", str(tmp_path / "a_file"), cwd=tmp_path)
+    assert proc.returncode == 2 and "is a file" in proc.stderr
+
+
+def test_train_writes_to_the_data_cache_by_default(tmp_path, monkeypatch):
+    from argparse import Namespace
+
+    from textimg_lessons import train_command
+    monkeypatch.setenv("TEXTIMG_DATA", str(tmp_path))
+    args = Namespace(what="generators", datasets=["fashion"], seed=0, out=None, force=False)
+    assert train_command.validate_args(args) == (["fashion_mnist"], tmp_path / "generators")
