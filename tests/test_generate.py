@@ -97,3 +97,13 @@ def test_existing_file_and_folder_as_out_are_refused_before_any_model_work(tmp_p
     assert "is a folder" in capsys.readouterr().err
     assert main(["generate", "a bag", "--n", "0", "--out", str(tmp_path / "x.png")]) == 2
     assert "--n must be between" in capsys.readouterr().err
+
+
+def test_read_only_folder_is_refused_even_when_running_as_root(tmp_path, capsys, monkeypatch):
+    # root can write anywhere, so the check is exercised by making the access test say "read-only"
+    real_access = generate.os.access
+    monkeypatch.setattr(generate.os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
+    monkeypatch.setattr(generate, "generate", lambda *a, **k: pytest.fail("generate ran before --out was checked"))
+    assert main(["generate", "a bag", "--out", str(tmp_path / "grid.png")]) == 2
+    assert "read-only" in capsys.readouterr().err
+    assert not (tmp_path / "grid.png").exists()
