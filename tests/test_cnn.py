@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from textimg_lessons import cnn
-from textimg_lessons.cnn import (Judge, JudgeFileError, LeNet5, ModernLeNet, conv2d_loops, conv2d_unfold,
-                                 conv_output_size, count_parameters, judge_features, judge_predict, load_judge,
-                                 maxpool2d_loops, maxpool2d_unfold, random_affine, save_judge)
+from textimg_lessons import cnn, judges
+from textimg_lessons.cnn import (LeNet5, ModernLeNet, conv2d_loops, conv2d_unfold, conv_output_size, count_parameters,
+                                 maxpool2d_loops, maxpool2d_unfold, random_affine)
+from textimg_lessons.judges import Judge, JudgeFileError, judge_features, judge_predict, load_judge, save_judge
 
 CONV_CONFIGS = [  # (N, C_in, H, W, C_out, K, stride, padding, bias)
     (2, 1, 7, 7, 1, 3, 1, 0, False),
@@ -152,16 +152,16 @@ def test_judge_helpers_reject_bad_input():
         judge_features(judge, torch.rand(2, 1, 32, 32))
     with pytest.raises(TypeError, match="Judge"):
         judge_predict(nn.Linear(2, 2), torch.rand(2, 1, 28, 28))
-    with pytest.raises(ValueError, match="no judge"):
+    with pytest.raises(ValueError, match="unknown dataset"):
         load_judge("cifar10")
 
 
 @pytest.mark.parametrize("how", ["flip_tensor_byte", "truncate", "other_dataset"])
 def test_corrupted_judge_file_is_not_trusted(tmp_path, how):
-    src = cnn.shipped_judge_path("mnist")
+    src = judges.shipped_judge_path("mnist")
     path = tmp_path / "judge_mnist.safetensors"
     shutil.copy(src, path)
-    cnn.verify_judge_file(path, "mnist")  # the intact copy verifies
+    judges.verify_judge_file(path, "mnist")  # the intact copy verifies
     data = bytearray(path.read_bytes())
     if how == "flip_tensor_byte":
         data[-100] ^= 0xFF  # inside the last tensor's bytes: the file still parses
@@ -174,15 +174,15 @@ def test_corrupted_judge_file_is_not_trusted(tmp_path, how):
         save_judge(Judge(), path, "fashion_mnist")
         match = "not 'mnist'"
     with pytest.raises(JudgeFileError, match=match):
-        cnn.verify_judge_file(path, "mnist")
+        judges.verify_judge_file(path, "mnist")
 
 
 def test_load_judge_refuses_a_corrupted_shipped_file(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "judge_mnist.safetensors"
-    data = bytearray(cnn.shipped_judge_path("mnist").read_bytes())
+    data = bytearray(judges.shipped_judge_path("mnist").read_bytes())
     data[-100] ^= 0xFF
     bad.write_bytes(bytes(data))
-    monkeypatch.setattr(cnn, "shipped_judge_path", lambda dataset: bad)
+    monkeypatch.setattr(judges, "shipped_judge_path", lambda dataset: bad)
     monkeypatch.setenv("TEXTIMG_DATA", str(tmp_path / "cache"))  # no locally trained judge to fall back on
     with pytest.raises(JudgeFileError, match="git checkout"):
         load_judge("mnist", train_if_missing=False)
@@ -191,11 +191,11 @@ def test_load_judge_refuses_a_corrupted_shipped_file(tmp_path, monkeypatch, caps
 
 
 def test_shipped_files_match_recorded_checksums_and_size():
-    for key in cnn.JUDGE_DATASETS:
-        path = cnn.shipped_judge_path(key)
+    for key in judges.JUDGE_DATASETS:
+        path = judges.shipped_judge_path(key)
         assert path.stat().st_size < 2 * 1024 * 1024
-        assert cnn.SHIPPED_SHA256[key] is not None
-        state, meta = cnn.verify_judge_file(path, key, cnn.SHIPPED_SHA256[key])
+        assert judges.SHIPPED_SHA256[key] is not None
+        state, meta = judges.verify_judge_file(path, key, judges.SHIPPED_SHA256[key])
         assert float(meta["test_accuracy"]) >= {"mnist": 0.975, "fashion_mnist": 0.90}[key]
 
 
@@ -203,7 +203,7 @@ def test_saved_judge_round_trips(tmp_path):
     torch.manual_seed(0)
     judge = Judge().eval()
     path = save_judge(judge, tmp_path / "j.safetensors", "mnist", {"test_accuracy": 0.5})
-    loaded = cnn.load_judge_file(path, "mnist", device="cpu")
+    loaded = judges.load_judge_file(path, "mnist", device="cpu")
     X = torch.rand(5, 1, 28, 28)
     torch.testing.assert_close(loaded(X), judge(X))
     assert loaded.metadata["test_accuracy"] == "0.5"

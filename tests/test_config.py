@@ -56,3 +56,23 @@ def test_seed_everything_reproduces_all_generators():
 def test_data_dir_override(monkeypatch, tmp_path):
     monkeypatch.setenv("TEXTIMG_DATA", str(tmp_path / "cache"))
     assert config.data_dir() == tmp_path / "cache" and (tmp_path / "cache").is_dir()
+
+
+def test_recipe_gives_each_mode_its_value_and_is_read_only(monkeypatch):
+    r = config.Recipe(lr=1e-3, num_epochs=config.FullFast(20, 4))
+    monkeypatch.setenv("TEXTIMG_FAST", "0")
+    assert r["num_epochs"] == 20 and r["lr"] == 1e-3 and dict(r) == {"lr": 1e-3, "num_epochs": 20}
+    monkeypatch.setenv("TEXTIMG_FAST", "1")
+    assert r["num_epochs"] == 4 and r.full("num_epochs") == 20 and r.fast("lr") == 1e-3
+    assert "num_epochs 20 (fast mode: 4)" in str(r)
+    with pytest.raises(TypeError):
+        r["lr"] = 1.0
+    with pytest.raises(KeyError):
+        r["momentum"]
+
+
+def test_every_chapter_recipe_is_a_recipe():
+    from textimg_lessons import cnn, conditional, gan, vae
+    for module in (cnn, gan, vae, conditional):
+        assert isinstance(module.RECIPE, config.Recipe), module.__name__
+    assert gan.recipe("wgan-gp")["lr"] == gan.RECIPE["wgan_lr"]

@@ -63,8 +63,20 @@ def test_loaders_and_repr():
 
 
 def test_unknown_dataset_name():
-    with pytest.raises(ValueError, match="choose 'mnist' or 'fashion_mnist'"):
+    with pytest.raises(ValueError, match="unknown dataset 'cifar10'; choose one of: fashion_mnist, mnist"):
         data.load_dataset("cifar10")
+
+
+def test_one_registry_normalises_every_spelling():
+    from textimg_lessons import datasets
+    for spelling in ("Fashion-MNIST", "fashion_mnist", " fashion ", "FashionMNIST"):
+        assert datasets.require_dataset(spelling) == "fashion_mnist"
+    assert datasets.require_dataset("MNIST") == "mnist"
+    assert datasets.dataset_key("cifar10") is None
+    with pytest.raises(datasets.DatasetError, match="choose one of"):
+        datasets.require_dataset("")
+    assert datasets.class_names("fashion")[9] == "Ankle boot"
+    assert data.FASHION_CLASSES is datasets.FASHION_CLASSES  # re-exported, not copied
 
 
 @pytest.mark.skipif(not HAVE_DEBIAN_FASHION, reason="needs the Debian package dataset-fashion-mnist")

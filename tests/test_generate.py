@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from textimg_lessons import generate as G
+from textimg_lessons import generate
 from textimg_lessons.cli import main
 
 
@@ -21,8 +21,8 @@ def test_empty_prompt_is_a_clear_error(tmp_path, capsys):
     assert main(["generate", "   ", "--out", str(out)]) == 2
     assert "prompt is empty" in capsys.readouterr().err
     assert not out.exists()
-    with pytest.raises(G.GenerateError, match="empty"):
-        G.check_prompt("")
+    with pytest.raises(generate.GenerateError, match="empty"):
+        generate.validate_prompt("")
 
 
 def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
@@ -34,8 +34,8 @@ def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
 
 
 def test_grid_size_formula():
-    assert G.grid_size(16, 4) == (4 * 114 + 2, 4 * 114 + 2)
-    assert G.grid_size(5, 1) == (3 * 30 + 2, 2 * 30 + 2)
+    assert generate.grid_size(16, 4) == (4 * 114 + 2, 4 * 114 + 2)
+    assert generate.grid_size(5, 1) == (3 * 30 + 2, 2 * 30 + 2)
 
 
 @pytest.mark.parametrize("dataset,prompt,n", [("fashion_mnist", "a pair of jeans", 16), ("mnist", "a thick 7", 6)])
@@ -44,26 +44,26 @@ def test_generate_writes_a_png_of_the_right_size(tmp_path, capsys, dataset, prom
     assert main(["generate", prompt, "--n", str(n), "--out", str(out), "--dataset", dataset, "--seed", "1"]) == 0
     with Image.open(out) as im:
         assert im.format == "PNG"
-        assert im.size == G.grid_size(n, 4)
+        assert im.size == generate.grid_size(n, 4)
     printed = capsys.readouterr().out
     assert "the judge reads:" in printed and f"/{n}" in printed
     # --force overwrites
     assert main(["generate", prompt, "--n", "4", "--out", str(out), "--dataset", dataset, "--force"]) == 0
     with Image.open(out) as im:
-        assert im.size == G.grid_size(4, 4)
+        assert im.size == generate.grid_size(4, 4)
 
 
 def test_generate_returns_images_and_one_reading_each():
     from textimg_lessons.data import FASHION_CLASSES
-    result = G.generate("a pair of trousers", n=12, dataset="fashion_mnist", seed=0)
+    result = generate.generate("a pair of trousers", n=12, dataset="fashion_mnist", seed=0)
     assert result["images"].shape == (12, 1, 28, 28)
     assert 0 <= float(result["images"].min()) and float(result["images"].max()) <= 1
     assert len(result["readings"]) == 12 and set(result["readings"]) <= set(FASHION_CLASSES)
     assert sum(result["counts"].values()) == 12
-    again = G.generate("a pair of trousers", n=12, dataset="fashion_mnist", seed=0)
+    again = generate.generate("a pair of trousers", n=12, dataset="fashion_mnist", seed=0)
     assert torch.equal(again["images"], result["images"])  # the seed fixes the samples
-    with pytest.raises(G.GenerateError, match="--n"):
-        G.generate("a bag", n=0)
+    with pytest.raises(generate.GenerateError, match="--n"):
+        generate.generate("a bag", n=0)
 
 
 def test_out_of_range_guidance_is_a_clear_error(tmp_path, capsys):
@@ -71,3 +71,39 @@ def test_out_of_range_guidance_is_a_clear_error(tmp_path, capsys):
     assert main(["generate", "a bag", "--guidance", "50", "--out", str(out)]) == 2
     assert "--guidance must be a number between 0 and 20" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_read_only_folder_is_refused_before_any_model_work(tmp_path, capsys, monkeypatch):
+    import os
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        monkeypatch.setattr(generate, "generate", lambda *a, **k: pytest.fail("generate ran before --out was checked"))
+        assert main(["generate", "a bag", "--out", str(folder / "grid.png")]) == 2
+        assert "read-only" in capsys.readouterr().err
+    finally:
+        folder.chmod(0o700)
+
+
+def test_existing_file_and_folder_as_out_are_refused_before_any_model_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(generate, "generate", lambda *a, **k: pytest.fail("generate ran before --out was checked"))
+    assert main(["generate", "a bag", "--out", str(tmp_path)]) == 2
+    assert "must end in .png" in capsys.readouterr().err
+    (tmp_path / "d.png").mkdir()
+    assert main(["generate", "a bag", "--out", str(tmp_path / "d.png")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["generate", "a bag", "--n", "0", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--n must be between" in capsys.readouterr().err
+
+
+def test_read_only_folder_is_refused_even_when_running_as_root(tmp_path, capsys, monkeypatch):
+    # root can write anywhere, so the check is exercised by making the access test say "read-only"
+    real_access = generate.os.access
+    monkeypatch.setattr(generate.os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
+    monkeypatch.setattr(generate, "generate", lambda *a, **k: pytest.fail("generate ran before --out was checked"))
+    assert main(["generate", "a bag", "--out", str(tmp_path / "grid.png")]) == 2
+    assert "read-only" in capsys.readouterr().err
+    assert not (tmp_path / "grid.png").exists()

@@ -5,7 +5,7 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from textimg_lessons.metrics import (check_images, class_coverage, class_histogram, diversity, frechet_distance,
+from textimg_lessons.metrics import (require_images, class_coverage, class_histogram, diversity, frechet_distance,
                                      judge_confidence, judge_features, judge_frechet_distance)
 
 
@@ -19,7 +19,7 @@ def direct_frechet(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class TinyJudge(nn.Module):
-    """Stand-in for cnn.load_judge(): class = which of 10 horizontal bands holds the most ink."""
+    """Stand-in for judges.load_judge(): class = which of 10 horizontal bands holds the most ink."""
 
     def __init__(self):
         super().__init__()
@@ -119,7 +119,7 @@ def test_judge_frechet_uses_judge_features():
 ])
 def test_wrong_image_input(images, exc, match):
     with pytest.raises(exc, match=match):
-        check_images(images)
+        require_images(images)
     with pytest.raises(exc, match=match):
         judge_frechet_distance(TinyJudge(), torch.rand(4, 1, 28, 28), images)
 

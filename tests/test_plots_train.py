@@ -60,3 +60,39 @@ def test_accuracy_bad_input():
         accuracy(net, torch.zeros(3, 2), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="empty"):
         accuracy(net, torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+
+
+def test_run_loop_calls_its_hooks_and_steps_the_scheduler_as_asked():
+    from textimg_lessons.train import run_loop, step_rounds
+    assert step_rounds(7, 3) == [[1, 2, 3], [4, 5, 6], [7]]
+    with pytest.raises(ValueError, match="at least 1"):
+        step_rounds(0, 3)
+    torch.manual_seed(0)
+    net = nn.Linear(2, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    seen, evals = [], []
+
+    def batch_loss(step):
+        seen.append(step)
+        x = torch.randn(4, 2)
+        return ((net(x) - x.sum(1, keepdim=True)) ** 2).mean(), 4
+
+    r = run_loop(net, opt, step_rounds(5, 2), batch_loss, scheduler=sched, scheduler_every="round",
+                 evaluate=lambda m: evals.append(m.training) or {"w": float(m.weight.sum())}, progress=False)
+    assert seen == [1, 2, 3, 4, 5] and r.steps == [2, 4, 5]
+    assert len(r.losses) == 3 and len(r.evals["w"]) == 3 and r.seconds > 0 and r.elapsed[-1] == r.seconds
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 3)  # once per round
+    assert evals == [True, True, True] and not net.training  # evaluated as trained; left in eval mode
+    with pytest.raises(ValueError, match="scheduler_every"):
+        run_loop(net, opt, [[1]], batch_loss, scheduler=sched, scheduler_every="epoch")
+
+
+def test_run_loop_clips_gradients_when_asked():
+    from textimg_lessons.train import run_loop
+    net = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(net.weight)
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+    huge = lambda _: (((net(torch.ones(1, 1)) - 1000.0) ** 2).mean(), 1)  # gradient -2000
+    run_loop(net, opt, [[1]], huge, clip_grad_norm=1.0, progress=False)
+    assert float(net.weight) == pytest.approx(1.0)  # the step was clipped to norm 1

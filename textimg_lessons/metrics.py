@@ -1,7 +1,7 @@
 """Measuring generated images with a judge classifier (chapter 3 defines them; chapters 4 and 6 reuse them).
 
 No Inception network is downloaded: the "judge" is the small CNN classifier that chapter 2 trains
-(`textimg_lessons.cnn.load_judge(dataset)`). A judge is an `nn.Module` whose forward returns class
+(`textimg_lessons.judges.load_judge(dataset)`). A judge is an `nn.Module` whose forward returns class
 logits (N, num_classes) and whose `.features(x)` returns penultimate-layer features (N, D).
 
 - `frechet_distance`: distance between two Gaussians fitted to two feature sets (FID, on judge features).
@@ -16,13 +16,16 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from .tensors import require_image_batch
+
 __all__ = ["frechet_distance", "judge_frechet_distance", "class_histogram", "class_coverage",
-           "judge_confidence", "diversity", "check_images", "judge_features", "judge_logits"]
+           "judge_confidence", "diversity", "require_images", "judge_features", "judge_logits", "judge_classes",
+           "prompt_adherence", "confusion_matrix"]
 
 
 # ---------------------------------------------------------------- input checks
 
-def _check_features(name: str, feats) -> Tensor:
+def _require_features(name: str, feats) -> Tensor:
     if not isinstance(feats, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, D), got {type(feats).__name__}.")
     if feats.dim() != 2:
@@ -40,15 +43,9 @@ def _check_features(name: str, feats) -> Tensor:
     return feats.detach().to(device="cpu", dtype=torch.float64)
 
 
-def check_images(images, name: str = "images") -> Tensor:
+def require_images(images, name: str = "images") -> Tensor:
     """Check that `images` is a non-empty float batch (N, 1, 28, 28) in [0, 1]; return it detached."""
-    if not isinstance(images, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor (N, 1, 28, 28), got {type(images).__name__}.")
-    if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"{name} must have shape (N, 1, 28, 28), got {tuple(images.shape)}. "
-                         "Reshape flat images with x.view(-1, 1, 28, 28).")
-    if images.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 images); pass at least one image.")
+    require_image_batch(images, name)
     if not images.is_floating_point():
         raise TypeError(f"{name} must be float in [0, 1], got {images.dtype}; use images.float() / 255.")
     lo, hi = float(images.min()), float(images.max())
@@ -66,11 +63,14 @@ def _batched(fn, images: Tensor, batch_size: int) -> Tensor:
 
 @torch.no_grad()
 def judge_features(judge: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
-    """Penultimate-layer features of the judge for a batch of images: (N, 1, 28, 28) => (N, D), on the CPU."""
-    images = check_images(images)
+    """Penultimate-layer features of the judge for a batch of images: (N, 1, 28, 28) => (N, D), on the CPU.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
+    images = require_images(images)
     if not hasattr(judge, "features"):
         raise TypeError(f"the judge ({type(judge).__name__}) has no .features(x) method; "
-                        "load one with textimg_lessons.cnn.load_judge(dataset).")
+                        "load one with textimg_lessons.judges.load_judge(dataset).")
     device = next(judge.parameters()).device
     was_training = judge.training
     judge.eval()
@@ -82,8 +82,11 @@ def judge_features(judge: nn.Module, images: Tensor, batch_size: int = 500) -> T
 
 @torch.no_grad()
 def judge_logits(judge: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
-    """Class logits of the judge: (N, 1, 28, 28) => (N, num_classes), on the CPU."""
-    images = check_images(images)
+    """Class logits of the judge: (N, 1, 28, 28) => (N, num_classes), on the CPU.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
+    images = require_images(images)
     device = next(judge.parameters()).device
     was_training = judge.training
     judge.eval()
@@ -91,6 +94,38 @@ def judge_logits(judge: nn.Module, images: Tensor, batch_size: int = 500) -> Ten
         return _batched(lambda x: judge(x.to(device)).float().cpu(), images, batch_size)
     finally:
         judge.train(was_training)
+
+
+def judge_classes(judge: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
+    """The judge's class (N,) for each image; any classifier module returning logits works."""
+    return judge_logits(judge, images, batch_size).argmax(1)
+
+
+# ---------------------------------------------------------------- prompt adherence (chapter 6)
+
+def prompt_adherence(judge, images: Tensor, requested: Tensor) -> float:
+    """Share of generated images that the judge classifies as the requested class (chapter 6).
+
+    judge: any classifier returning logits (N, num_classes); images (N, 1, 28, 28) in [0, 1];
+    requested (N,) class indices. 1.0 = every image shows what was asked for; chance is 1 / num_classes.
+
+    Lesson: 06_text_to_image.ipynb, "Exercise 3: prompt adherence".
+    """
+    requested = torch.as_tensor(requested).long().flatten()
+    if len(images) != len(requested):
+        raise ValueError(f"{len(images)} images but {len(requested)} requested classes; pass one class per image.")
+    if len(images) == 0:
+        raise ValueError("adherence of zero images is undefined; generate at least one image.")
+    return float((judge_classes(judge, images) == requested).float().mean())
+
+
+def confusion_matrix(requested: Tensor, predicted: Tensor, num_classes: int = 10) -> Tensor:
+    """(num_classes, num_classes) counts: row = requested class, column = the judge's class.
+
+    Lesson: 06_text_to_image.ipynb, "Where synonyms go wrong".
+    """
+    flat = requested.long() * num_classes + predicted.long()
+    return torch.bincount(flat, minlength=num_classes ** 2).view(num_classes, num_classes)
 
 
 # ---------------------------------------------------------------- Frechet distance
@@ -112,9 +147,11 @@ def frechet_distance(feats_a: Tensor, feats_b: Tensor) -> float:
     d^2 = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), with unbiased covariances S (divide by N - 1).
     Computed in float64 by torchmetrics' FrechetInceptionDistance, fed our own features instead of
     Inception's. 0 for identical sets; it grows with both a shifted mean and a different spread.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
     """
-    a = _check_features("feats_a", feats_a)
-    b = _check_features("feats_b", feats_b)
+    a = _require_features("feats_a", feats_a)
+    b = _require_features("feats_b", feats_b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feats_a has {a.shape[1]} features per sample but feats_b has {b.shape[1]}; "
                          "compute both with the same feature extractor.")
@@ -131,9 +168,11 @@ def judge_frechet_distance(judge: nn.Module, real_images: Tensor, fake_images: T
 
     The value depends on the judge and on the number of images (it is biased upwards for small sets),
     so compare models only with the same judge and the same N.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
     """
-    check_images(real_images, "real_images")
-    check_images(fake_images, "fake_images")
+    require_images(real_images, "real_images")
+    require_images(fake_images, "fake_images")
     return frechet_distance(judge_features(judge, real_images, batch_size),
                             judge_features(judge, fake_images, batch_size))
 
@@ -141,7 +180,10 @@ def judge_frechet_distance(judge: nn.Module, real_images: Tensor, fake_images: T
 # ---------------------------------------------------------------- classes, confidence, diversity
 
 def class_histogram(judge: nn.Module, images: Tensor, num_classes: int = 10, batch_size: int = 500) -> Tensor:
-    """Share of `images` that the judge puts in each class: (num_classes,) float, summing to 1."""
+    """Share of `images` that the judge puts in each class: (num_classes,) float, summing to 1.
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     logits = judge_logits(judge, images, batch_size)
@@ -153,7 +195,10 @@ def class_histogram(judge: nn.Module, images: Tensor, num_classes: int = 10, bat
 
 
 def class_coverage(hist: Tensor, min_share: float = 0.05) -> int:
-    """Number of classes whose share in `hist` is at least `min_share` (10 of 10 = no class missing)."""
+    """Number of classes whose share in `hist` is at least `min_share` (10 of 10 = no class missing).
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
     if not isinstance(hist, Tensor):
         hist = torch.as_tensor(hist)
     if hist.dim() != 1 or hist.numel() == 0:
@@ -168,13 +213,19 @@ def class_coverage(hist: Tensor, min_share: float = 0.05) -> int:
 
 
 def judge_confidence(judge: nn.Module, images: Tensor, batch_size: int = 500) -> float:
-    """Mean over images of the judge's largest softmax probability (1 = every image clearly one class)."""
+    """Mean over images of the judge's largest softmax probability (1 = every image clearly one class).
+
+    Lesson: 03_gan.ipynb, "5. Measuring generated images with the judge".
+    """
     logits = judge_logits(judge, images, batch_size)
     return float(torch.softmax(logits.double(), dim=1).max(dim=1).values.mean())
 
 
 def diversity(images: Tensor) -> float:
-    """Mean L2 distance between all pairs of images in a set (N, ...), N >= 2; near 0 means collapse."""
+    """Mean L2 distance between all pairs of images in a set (N, ...), N >= 2; near 0 means collapse.
+
+    Lesson: 03_gan.ipynb, "6. Mode collapse, provoked and measured".
+    """
     if not isinstance(images, Tensor):
         raise TypeError(f"images must be a torch.Tensor (N, ...), got {type(images).__name__}.")
     if images.dim() < 2:

@@ -6,53 +6,49 @@ Everything here is the package copy of what chapter 4 derives step by step:
   gives different numbers, so compare like with like.
 - `reparameterize`, `gaussian_kl`, `bernoulli_nll`, `negative_elbo`: the pieces of the loss.
 - `ConvEncoder`, `ConvDecoder`, `MLPEncoder`, `MLPDecoder`, `VAE`: the networks. The conv ones take an
-  optional conditioning vector (`cond_dim`) concatenated to their features, so chapter 6's conditional
-  VAE reuses them unchanged.
+  optional conditioning vector (`cond_dim`) concatenated to their features, and ConvDecoder a `modulate`
+  function for its feature maps, so chapter 6's conditional VAE reuses them unchanged.
 - `train_vae`, `test_negative_elbo`, `importance_weighted_nll`: the training recipe and the metrics.
 - `Autoencoder`, `train_autoencoder`, `denoise`, `inpaint`, `reconstruction_quality`: the chapter's
   autoencoder and applications.
-- `bench()`: the numbers `textimg-lessons bench 04_vae` reports, with the notebook's recipe.
+- `compare_conv_mlp`: the chapter's comparison, which `textimg-lessons bench 04_vae` reports.
 """
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from .config import get_device, pick, seed_everything
+from .config import FullFast, Recipe, get_device, pick, seed_everything
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_PIXELS = 28 * 28
 BINARIZE_THRESHOLD = 0.5
 LOG_2PI = math.log(2 * math.pi)
 
-# The chapter's recipe (the notebook and bench() both read these, so they cannot drift).
-RECIPE = {
-    "latent_dim": 20,        # the same latent size as the classic MLP baseline, so only the networks differ
-    "batch_size": 128,
-    "lr": 1e-3,
-    "num_epochs": 5,         # full mode (both models); fast mode uses FAST_EPOCHS
-}
-FAST_EPOCHS = 2
+# The chapter's recipe (the notebook and the benchmark both read it, so they cannot drift).
+RECIPE = Recipe(
+    latent_dim=20,                 # the same latent size as the classic MLP baseline, so only the networks differ
+    batch_size=128,
+    lr=1e-3,
+    num_epochs=FullFast(5, 2),     # both models
+)
 
 
 # ---------------------------------------------------------------- input checks
 
-def _check_tensor(name: str, t) -> None:
+def _require_tensor(name: str, t) -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}; convert it with torch.as_tensor().")
     if not t.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}; call .float() first.")
 
 
-def _check_pair(name_a: str, a, name_b: str, b) -> None:
-    _check_tensor(name_a, a)
-    _check_tensor(name_b, b)
+def _require_pair(name_a: str, a, name_b: str, b) -> None:
+    _require_tensor(name_a, a)
+    _require_tensor(name_b, b)
     if a.shape != b.shape:
         raise ValueError(f"{name_a} has shape {tuple(a.shape)} but {name_b} has shape {tuple(b.shape)}; "
                          "they must match.")
@@ -63,8 +59,8 @@ def _check_pair(name_a: str, a, name_b: str, b) -> None:
         raise ValueError(f"{name_a} is an empty batch (N = 0); pass at least one example.")
 
 
-def _check_images(name: str, x, binary: bool) -> None:
-    _check_tensor(name, x)
+def _require_images(name: str, x, binary: bool) -> None:
+    _require_tensor(name, x)
     if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
         raise ValueError(f"{name} must be images shaped (N, 1, 28, 28), got {tuple(x.shape)}.")
     if x.shape[0] == 0:
@@ -75,8 +71,11 @@ def _check_images(name: str, x, binary: bool) -> None:
 
 
 def binarize(X: torch.Tensor, threshold: float = BINARIZE_THRESHOLD) -> torch.Tensor:
-    """The course's fixed binarisation: 1.0 where a pixel is > threshold (0.5), else 0.0 (chapter 4)."""
-    _check_tensor("X", X)
+    """The course's fixed binarisation: 1.0 where a pixel is > threshold (0.5), else 0.0 (chapter 4).
+
+    Lesson: 04_vae.ipynb, "The data: Fashion-MNIST, binarised".
+    """
+    _require_tensor("X", X)
     return (X > threshold).to(X.dtype)
 
 
@@ -86,8 +85,10 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
     """z = mu + sigma * eps with eps ~ N(0, I) and sigma = exp(logvar / 2) (chapter 4).
 
     Sampling is moved into eps, which does not depend on the parameters, so gradients flow to mu and logvar.
+
+    Lesson: 04_vae.ipynb, "The reparameterisation trick".
     """
-    _check_pair("mu", mu, "logvar", logvar)
+    _require_pair("mu", mu, "logvar", logvar)
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device="cpu" if generator is not None else mu.device)
     return mu + torch.exp(0.5 * logvar) * eps.to(mu.device)
 
@@ -96,8 +97,10 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats, summed over latent dims: (N, D) => (N,) (chapter 4).
 
     Per dim: 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2).
+
+    Lesson: 04_vae.ipynb, "Checking the closed form with Monte Carlo".
     """
-    _check_pair("mu", mu, "logvar", logvar)
+    _require_pair("mu", mu, "logvar", logvar)
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
 
 
@@ -106,15 +109,20 @@ def bernoulli_nll(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
     Computed from logits (binary cross-entropy with logits), which is stable where sigmoid-then-log is not.
     x must lie in [0, 1]; it is a log-likelihood only when x is binary (see `binarize`).
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
     """
-    _check_pair("x_logits", x_logits, "x", x)
+    _require_pair("x_logits", x_logits, "x", x)
     if (x < 0).any() or (x > 1).any():
         raise ValueError("x must lie in [0, 1] (pixel probabilities or binary pixels); rescale it, e.g. x / 255.")
     return F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").flatten(1).sum(1)
 
 
 def negative_elbo(x_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """-ELBO = reconstruction (Bernoulli NLL) + KL(q(z|x) || p(z)), in nats per example: (N,) (chapter 4)."""
+    """-ELBO = reconstruction (Bernoulli NLL) + KL(q(z|x) || p(z)), in nats per example: (N,) (chapter 4).
+
+    Lesson: 04_vae.ipynb, "The reconstruction term and the whole negative ELBO".
+    """
     rec = bernoulli_nll(x_logits, x)
     kl = gaussian_kl(mu, logvar)
     if rec.shape != kl.shape:
@@ -123,7 +131,10 @@ def negative_elbo(x_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, log
 
 
 def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None) -> torch.Tensor:
-    """log N(z; mu, diag(exp(logvar))) summed over the last dim: (..., D) => (...). Defaults: N(0, I)."""
+    """log N(z; mu, diag(exp(logvar))) summed over the last dim: (..., D) => (...). Defaults: N(0, I).
+
+    Lesson: 04_vae.ipynb, "Checking the closed form with Monte Carlo".
+    """
     mu = torch.zeros_like(z) if mu is None else mu
     logvar = torch.zeros_like(z) if logvar is None else logvar
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
@@ -138,6 +149,8 @@ class ConvEncoder(nn.Module):
     the first epochs (measured in chapter 4's budget); chapter 6 passes a conditioning vector c.
 
     forward(x, c=None): x (N, 1, 28, 28), c (N, cond_dim) => mu, logvar each (N, latent_dim).
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
     """
 
     def __init__(self, latent_dim: int, cond_dim: int = 0, channels: int = 16, hidden: int = 256, norm: bool = True):
@@ -161,7 +174,10 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """p(x | z[, c]): the mirror of ConvEncoder; returns pixel logits (N, 1, 28, 28) (chapter 4)."""
+    """p(x | z[, c]): the mirror of ConvEncoder; returns pixel logits (N, 1, 28, 28) (chapter 4).
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
+    """
 
     def __init__(self, latent_dim: int, cond_dim: int = 0, channels: int = 16, hidden: int = 256,
                  pixel_bias: bool = True, norm: bool = True):
@@ -180,14 +196,32 @@ class ConvDecoder(nn.Module):
         # bias across positions, cannot express; the MLP decoder gets it from its last layer's bias
         self.pixel_bias = nn.Parameter(torch.zeros(1, *IMAGE_SHAPE)) if pixel_bias else None
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the 14x14 feature maps that `modulate` receives."""
+        return self.channels
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, modulate=None) -> torch.Tensor:
+        """z (N, latent_dim)[, c (N, cond_dim)] => pixel logits (N, 1, 28, 28).
+
+        modulate: optional function applied to the (N, channels, 14, 14) feature maps after the first
+        up-convolution and its batch norm, before its ReLU; chapter 6 passes FiLM here to let a text
+        condition scale and shift each map.
+        """
         h = self.fc(_concat_cond(z, c, self.cond_dim))             # (N, D + cond_dim) => (N, 1568)
-        logits = self.deconv(h.view(-1, 2 * self.channels, 7, 7))  # => (N, 1, 28, 28)
+        up, norm, relu, to_pixels = self.deconv
+        h = norm(up(h.view(-1, 2 * self.channels, 7, 7)))          # (N, 32, 7, 7) => (N, 16, 14, 14)
+        if modulate is not None:
+            h = modulate(h)
+        logits = to_pixels(relu(h))                                # => (N, 1, 28, 28)
         return logits if self.pixel_bias is None else logits + self.pixel_bias
 
 
 class MLPEncoder(nn.Module):
-    """The classic pytorch/examples VAE encoder: 784 => 400 => (mu, logvar) of size latent_dim (baseline)."""
+    """The classic pytorch/examples VAE encoder: 784 => 400 => (mu, logvar) of size latent_dim (baseline).
+
+    Lesson: 04_vae.ipynb, "3. Training the VAE and measuring it in nats".
+    """
 
     def __init__(self, latent_dim: int = 20, hidden: int = 400, cond_dim: int = 0):
         super().__init__()
@@ -202,7 +236,10 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """The classic pytorch/examples VAE decoder: latent_dim => 400 => 784 logits, shaped (N, 1, 28, 28)."""
+    """The classic pytorch/examples VAE decoder: latent_dim => 400 => 784 logits, shaped (N, 1, 28, 28).
+
+    Lesson: 04_vae.ipynb, "3. Training the VAE and measuring it in nats".
+    """
 
     def __init__(self, latent_dim: int = 20, hidden: int = 400, cond_dim: int = 0):
         super().__init__()
@@ -233,6 +270,8 @@ class VAE(nn.Module):
     kind="conv" (the chapter's model) or "mlp" (the classic 784-400-20 baseline). forward(x) returns
     (x_logits, mu, logvar); sample(n) draws images from the prior; decode(z) returns pixel logits.
     cond_dim > 0 makes it conditional: pass c (N, cond_dim) to forward, decode and sample.
+
+    Lesson: 04_vae.ipynb, "Spot the bug: the source article's VAE".
     """
 
     def __init__(self, latent_dim: int = RECIPE["latent_dim"], kind: str = "conv", cond_dim: int = 0):
@@ -248,12 +287,12 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor, c: torch.Tensor | None = None):
         """x (N, 1, 28, 28) => mu, logvar (N, latent_dim)."""
-        _check_images("x", x, binary=False)
+        _require_images("x", x, binary=False)
         return self.encoder(x, c)
 
     def decode(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """z (N, latent_dim) => pixel logits (N, 1, 28, 28); sigmoid gives pixel probabilities."""
-        _check_tensor("z", z)
+        _require_tensor("z", z)
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be shaped (N, {self.latent_dim}), got {tuple(z.shape)}.")
         return self.decoder(z, c)
@@ -289,41 +328,40 @@ def train_vae(data, kind: str = "conv", latent_dim: int = RECIPE["latent_dim"], 
     not counting the per-epoch evaluation) and "cpu_seconds" (CPU time of the same: on a machine shared with
     other jobs it is closer than wall time to what an idle machine with torch's thread count would take).
     num_epochs defaults to the recipe (5; 2 in fast mode).
+
+    Lesson: 04_vae.ipynb, "3. Training the VAE and measuring it in nats".
     """
-    num_epochs = pick(RECIPE["num_epochs"], FAST_EPOCHS) if num_epochs is None else num_epochs
+    num_epochs = RECIPE["num_epochs"] if num_epochs is None else num_epochs
     if num_epochs < 1:
         raise ValueError(f"num_epochs must be at least 1, got {num_epochs}")
     X_train, X_test = binarize(data.X_train), binarize(data.X_test)
     if len(X_train) == 0:
         raise ValueError("the training set is empty; pass an ImageData with images in X_train.")
+    from .train import run_loop
     seed_everything(seed)
     device = device or get_device()
     vae = VAE(latent_dim, kind).to(device)
     optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
     order_gen = torch.Generator().manual_seed(seed)
-    history = {"train_nelbo": [], "test_nelbo": [], "seconds": 0.0, "cpu_seconds": 0.0}
-    train_seconds = cpu_seconds = 0.0
-    bar = tqdm(range(num_epochs), desc=desc or f"{kind} VAE (latent {latent_dim})")
-    for _ in bar:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        vae.train()
-        total = 0.0
-        for idx in torch.randperm(len(X_train), generator=order_gen).split(batch_size):
-            x = X_train[idx].to(device)
-            loss = negative_elbo(*_forward_for_loss(vae, x)).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(x)
-        train_seconds += time.perf_counter() - start
-        cpu_seconds += time.process_time() - cpu_start
-        history["train_nelbo"].append(total / len(X_train))
-        if eval_every_epoch or _ == num_epochs - 1:
-            history["test_nelbo"].append(test_negative_elbo(vae, X_test))
-        bar.set_postfix(train=f"{history['train_nelbo'][-1]:.1f}",
-                        test=f"{history['test_nelbo'][-1]:.1f}" if history["test_nelbo"] else "-")
-    history["seconds"], history["cpu_seconds"] = train_seconds, cpu_seconds
-    vae.eval()
+    # one round per epoch, its batches a fresh shuffle (drawn when the epoch starts)
+    epochs = (torch.randperm(len(X_train), generator=order_gen).split(batch_size) for _ in range(num_epochs))
+    epoch = 0
+
+    def batch_loss(idx):
+        x = X_train[idx].to(device)
+        return negative_elbo(*_forward_for_loss(vae, x)).mean(), len(x)
+
+    def evaluate(model) -> dict:
+        nonlocal epoch
+        epoch += 1
+        return {"test_nelbo": test_negative_elbo(model, X_test)} if eval_every_epoch or epoch == num_epochs else {}
+
+    r = run_loop(vae, optimizer, epochs, batch_loss, evaluate=evaluate, desc=desc or f"{kind} VAE (latent {latent_dim})",
+                 total=num_epochs * math.ceil(len(X_train) / batch_size),
+                 postfix=lambda r: f"train={r.losses[-1]:.1f}, test={r.evals['test_nelbo'][-1]:.1f}"
+                 if r.evals.get("test_nelbo") else f"train={r.losses[-1]:.1f}")
+    history = {"train_nelbo": r.losses, "test_nelbo": r.evals.get("test_nelbo", []), "seconds": r.seconds,
+               "cpu_seconds": r.cpu_seconds}
     return vae, history
 
 
@@ -334,8 +372,11 @@ def _forward_for_loss(vae: VAE, x: torch.Tensor):
 
 @torch.no_grad()
 def test_negative_elbo(vae: VAE, X: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> float:
-    """Mean negative ELBO in nats per image on binary X (one z sample per image, seeded) (chapter 4)."""
-    _check_images("X", X, binary=True)
+    """Mean negative ELBO in nats per image on binary X (one z sample per image, seeded) (chapter 4).
+
+    Lesson: 04_vae.ipynb, "A tighter estimate of -log p(x): importance weighting".
+    """
+    _require_images("X", X, binary=True)
     was_training = vae.training
     vae.eval()
     device, gen = _device_of(vae), torch.Generator().manual_seed(seed)
@@ -350,7 +391,10 @@ def test_negative_elbo(vae: VAE, X: torch.Tensor, batch_size: int = 1000, seed: 
 
 @torch.no_grad()
 def log_importance_weights(vae: VAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): (k, N) (chapter 4)."""
+    """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): (k, N) (chapter 4).
+
+    Lesson: 04_vae.ipynb, "A tighter estimate of -log p(x): importance weighting".
+    """
     mu, logvar = vae.encode(x)                                  # (N, D)
     mu_k, logvar_k = mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape)  # => (k, N, D)
     z = reparameterize(mu_k.reshape(-1, mu.shape[1]), logvar_k.reshape(-1, mu.shape[1]), generator)
@@ -366,8 +410,10 @@ def importance_weighted_nll(vae: VAE, X: torch.Tensor, k: int = 100, batch_size:
 
     -log p(x) <= -log (1/k) sum_i w_i with w_i = p(x, z_i) / q(z_i | x); the bound tightens as k grows and
     k = 1 is the single-sample ELBO. logsumexp keeps the sum of tiny weights (e^-200) from underflowing.
+
+    Lesson: 04_vae.ipynb, "A tighter estimate of -log p(x): importance weighting".
     """
-    _check_images("X", X, binary=True)
+    _require_images("X", X, binary=True)
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int (number of importance samples), got {k!r}.")
     was_training = vae.training
@@ -388,6 +434,8 @@ class Autoencoder(nn.Module):
 
     It reuses ConvEncoder's mu head as the code (logvar is ignored), so the only difference from the VAE
     is the loss: reconstruction only, no noise and no KL.
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
     """
 
     def __init__(self, latent_dim: int = RECIPE["latent_dim"]):
@@ -403,18 +451,24 @@ class Autoencoder(nn.Module):
 
 
 def reconstruction_loss(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of the per-image Bernoulli NLL (the autoencoder's loss; a fit() loss_fn)."""
+    """Mean over the batch of the per-image Bernoulli NLL (the autoencoder's loss; a fit() loss_fn).
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
+    """
     return bernoulli_nll(x_logits, x).mean()
 
 
 def train_autoencoder(X: torch.Tensor, latent_dim: int = RECIPE["latent_dim"], num_epochs: int = 2,
                       lr: float = RECIPE["lr"], seed: int = 0, batch_size: int = RECIPE["batch_size"]):
-    """Train an Autoencoder on binarised images X with the course's fit() loop; return (ae, history)."""
+    """Train an Autoencoder on binarised images X with the course's fit() loop; return (ae, history).
+
+    Lesson: 04_vae.ipynb, "1. An autoencoder first".
+    """
     from torch.utils.data import DataLoader, TensorDataset
 
     from .train import fit
     Xb = binarize(X)
-    _check_images("X", Xb, binary=True)
+    _require_images("X", Xb, binary=True)
     seed_everything(seed)
     ae = Autoencoder(latent_dim)
     # fit() computes loss_fn(net(X), y); giving the images as their own targets turns it into an AE loop
@@ -429,15 +483,21 @@ def train_autoencoder(X: torch.Tensor, latent_dim: int = RECIPE["latent_dim"], n
 
 @torch.no_grad()
 def reconstruct(vae: VAE, x: torch.Tensor) -> torch.Tensor:
-    """Pixel probabilities of the decoder at the posterior mean: sigmoid(decode(mu(x))): (N, 1, 28, 28)."""
+    """Pixel probabilities of the decoder at the posterior mean: sigmoid(decode(mu(x))): (N, 1, 28, 28).
+
+    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
+    """
     device = _device_of(vae)
     mu, _ = vae.encode(x.to(device))
     return torch.sigmoid(vae.decode(mu)).cpu()
 
 
 def flip_pixels(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Salt-and-pepper noise on binary images: flip each pixel with probability p."""
-    _check_images("x", x, binary=True)
+    """Salt-and-pepper noise on binary images: flip each pixel with probability p.
+
+    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
+    """
+    _require_images("x", x, binary=True)
     if not 0 <= p <= 1:
         raise ValueError(f"p must be a probability in [0, 1], got {p}.")
     flips = (torch.rand(x.shape, generator=generator) < p).to(x.dtype)
@@ -445,7 +505,10 @@ def flip_pixels(x: torch.Tensor, p: float, generator: torch.Generator | None = N
 
 
 def denoise(vae: VAE, x_noisy: torch.Tensor) -> torch.Tensor:
-    """Denoising with a VAE: encode the noisy image, decode the posterior mean (chapter 4)."""
+    """Denoising with a VAE: encode the noisy image, decode the posterior mean (chapter 4).
+
+    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
+    """
     return reconstruct(vae, x_noisy)
 
 
@@ -455,6 +518,8 @@ def inpaint(vae: VAE, x: torch.Tensor, known: torch.Tensor, steps: int = 20) -> 
 
     Starts the missing region at 0.5 (no information); each step projects the image towards what the VAE
     can explain while keeping what we observed. Returns pixel probabilities (N, 1, 28, 28).
+
+    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
     """
     if known.shape != x.shape:
         raise ValueError(f"known must have the shape of x {tuple(x.shape)}, got {tuple(known.shape)}.")
@@ -466,10 +531,13 @@ def inpaint(vae: VAE, x: torch.Tensor, known: torch.Tensor, steps: int = 20) -> 
 
 
 def reconstruction_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
-    """PSNR (dB) and SSIM of pred vs target images in [0, 1], with torchmetrics (data_range 1)."""
+    """PSNR (dB) and SSIM of pred vs target images in [0, 1], with torchmetrics (data_range 1).
+
+    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
+    """
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-    _check_images("pred", pred, binary=False)
-    _check_images("target", target, binary=False)
+    _require_images("pred", pred, binary=False)
+    _require_images("target", target, binary=False)
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape.")
     pred, target = pred.float().clamp(0, 1), target.float()
@@ -477,8 +545,6 @@ def reconstruction_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
     ssim = structural_similarity_index_measure(pred, target, data_range=1.0)
     return {"psnr": float(psnr), "ssim": float(ssim)}
 
-
-# ---------------------------------------------------------------- benchmark
 
 IWAE_K = 100
 IWAE_IMAGES = 2000   # the IWAE estimate uses the first 2,000 test images (k = 100 decodes each)
@@ -489,6 +555,8 @@ def compare_conv_mlp(data, num_epochs: int | None = None, seed: int = 0) -> dict
 
     Returns {"conv": {...}, "mlp": {...}} with the model, history, test negative ELBO, IWAE NLL and
     reconstruction PSNR/SSIM (decoded posterior mean vs the binarised test image) for each.
+
+    Lesson: 04_vae.ipynb, "3. Training the VAE and measuring it in nats".
     """
     X_test = binarize(data.X_test)
     X_iw = X_test[:pick(IWAE_IMAGES, 200)]
@@ -502,44 +570,3 @@ def compare_conv_mlp(data, num_epochs: int | None = None, seed: int = 0) -> dict
                      **quality, "train_seconds": history["seconds"], "train_cpu_seconds": history["cpu_seconds"],
                      "params": sum(p.numel() for p in vae.parameters())}
     return out
-
-
-def bench() -> list:
-    """Conv VAE vs MLP VAE on binarised Fashion-MNIST with the notebook's recipe (chapter 4)."""
-    from .data import load_fashion_mnist
-    data = load_fashion_mnist(verbose=False)
-    ds = "Fashion-MNIST (binarised > 0.5)" + (" [fast subset]" if "fast" in data.source else "")
-    start = time.perf_counter()
-    res = compare_conv_mlp(data)
-    wall = time.perf_counter() - start
-    rows = []
-    for kind in ("conv", "mlp"):
-        r = res[kind]
-        sec = r["train_seconds"]
-        rows += [
-            {"metric": f"{kind} VAE test negative ELBO (nats/image)", "value": r["test_nelbo"], "dataset": ds,
-             "target": None, "met": None, "wall_seconds": sec},
-            {"metric": f"{kind} VAE IWAE NLL k={r['iwae_k']} (nats/image, first {r['iwae_images']} test)",
-             "value": r["iwae_nll"], "dataset": ds, "target": None, "met": None, "wall_seconds": sec},
-            {"metric": f"{kind} VAE reconstruction PSNR (dB)", "value": r["psnr"], "dataset": ds,
-             "target": None, "met": None, "wall_seconds": sec},
-            {"metric": f"{kind} VAE reconstruction SSIM", "value": r["ssim"], "dataset": ds,
-             "target": None, "met": None, "wall_seconds": sec},
-        ]
-    conv, mlp = res["conv"], res["mlp"]
-    rows += [
-        {"metric": "conv VAE train wall time (s)", "value": conv["train_seconds"], "dataset": ds,
-         "target": "<= 600", "met": conv["train_seconds"] <= 600, "wall_seconds": conv["train_seconds"]},
-        {"metric": "mlp VAE train wall time (s)", "value": mlp["train_seconds"], "dataset": ds,
-         "target": None, "met": None, "wall_seconds": mlp["train_seconds"]},
-        {"metric": f"conv VAE train CPU time (s, {torch.get_num_threads()} torch threads)",
-         "value": conv["train_cpu_seconds"], "dataset": ds, "target": None, "met": None,
-         "wall_seconds": conv["train_seconds"]},
-        {"metric": f"mlp VAE train CPU time (s, {torch.get_num_threads()} torch threads)",
-         "value": mlp["train_cpu_seconds"], "dataset": ds, "target": None, "met": None,
-         "wall_seconds": mlp["train_seconds"]},
-        {"metric": "conv - mlp test negative ELBO (nats/image, same epochs)",
-         "value": conv["test_nelbo"] - mlp["test_nelbo"], "dataset": ds, "target": "<= 0",
-         "met": conv["test_nelbo"] <= mlp["test_nelbo"], "wall_seconds": wall},
-    ]
-    return rows
