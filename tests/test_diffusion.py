@@ -115,7 +115,7 @@ def test_auroc_is_one_for_separated_scores_and_half_for_identical_ones():
 @pytest.fixture(scope="module")
 def tiny_generator():
     from textimg_lessons.data import load_dataset
-    from textimg_lessons.text import PretrainedTextEncoder
+    from textimg_lessons.pretrained import PretrainedTextEncoder
     data = load_dataset("mnist", verbose=False)  # fast mode: 100 images per class
     encoder = PretrainedTextEncoder(disk_cache=False)
     t2i, history = D.train_text_to_image(data, encoder, num_steps=60, progress=False)

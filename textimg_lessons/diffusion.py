@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -35,36 +35,31 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import captions, vae, vocabulary
-from .config import get_device, pick, seed_everything
+from .datasets import require_dataset
+from .config import FullFast, Recipe, get_device, seed_everything
 
 DATASETS = ("fashion_mnist", "mnist")
 
 
-@dataclass(frozen=True)
-class DiffusionRecipe:
-    """Chapter 7's settings; full-mode values, with fast-mode values where they differ (`fast_*`)."""
-
-    latent_dim: int = 16
-    codec_channels: int = 32
-    codec_kl_weight: float = 0.5        # beta of the latent VAE: small enough for sharp decodes, > 0 for a smooth latent
-    codec_epochs: dict = field(default_factory=lambda: {"fashion_mnist": 6, "mnist": 30})
-    fast_codec_epochs: int = 1
-    width: int = 128
-    tokens: int = 8                      # the latent is read as 8 tokens of `width` features
-    depth: int = 4
-    heads: int = 4
-    batch_size: int = 256
-    lr: float = 1e-3
-    num_steps: dict = field(default_factory=lambda: {"fashion_mnist": 4000, "mnist": 3000})
-    fast_steps: int = 60
-    cond_drop: float = 0.15              # share of examples trained with no prompt (guidance needs that)
-    captions_per_image: int = 4
-    sample_steps: int = 16               # Heun steps at generation time (31 network evaluations)
-    guidance: float = 2.0                # scale s; s = 1 means no guidance
-    unknown_threshold: float = 0.5       # cosine to the nearest training caption below which a prompt is unknown
-
-
-RECIPE = DiffusionRecipe()
+# The chapter's recipe: the notebook, the benchmark and `train diffusion` all read it, so they cannot drift.
+RECIPE = Recipe(
+    latent_dim=16,
+    codec_channels=32,
+    codec_kl_weight=0.5,    # beta of the latent VAE: small enough for sharp decodes, > 0 for a smooth latent
+    codec_epochs=FullFast({"fashion_mnist": 6, "mnist": 30}, {"fashion_mnist": 1, "mnist": 1}),
+    width=128,
+    tokens=8,               # the latent is read as 8 tokens of `width` features
+    depth=4,
+    heads=4,
+    batch_size=256,
+    lr=1e-3,
+    num_steps=FullFast({"fashion_mnist": 4000, "mnist": 3000}, {"fashion_mnist": 60, "mnist": 60}),
+    cond_drop=0.15,         # share of examples trained with no prompt (guidance needs that)
+    captions_per_image=4,
+    sample_steps=16,        # Heun steps at generation time (31 network evaluations, 62 with guidance)
+    guidance=2.0,           # scale s; s = 1 means no guidance
+    unknown_threshold=0.5,  # cosine to the nearest training caption below which a prompt is unknown
+)
 
 
 # ---------------------------------------------------------------- noising (DDPM) and flow matching
@@ -121,7 +116,7 @@ class LatentCodec(nn.Module):
     decode(z) => images in [0, 1].
     """
 
-    def __init__(self, latent_dim: int = RECIPE.latent_dim, channels: int = RECIPE.codec_channels):
+    def __init__(self, latent_dim: int = RECIPE["latent_dim"], channels: int = RECIPE["codec_channels"]):
         super().__init__()
         self.latent_dim = latent_dim
         self.encoder = vae.ConvEncoder(latent_dim, channels=channels)
@@ -145,15 +140,15 @@ class LatentCodec(nn.Module):
         return out
 
 
-def train_codec(data, num_epochs: int | None = None, kl_weight: float = RECIPE.codec_kl_weight,
-                latent_dim: int = RECIPE.latent_dim, seed: int = 0, batch_size: int = 128, lr: float = 2e-3,
+def train_codec(data, num_epochs: int | None = None, kl_weight: float = RECIPE["codec_kl_weight"],
+                latent_dim: int = RECIPE["latent_dim"], seed: int = 0, batch_size: int = 128, lr: float = 2e-3,
                 device=None, progress: bool = True):
     """Train the LatentCodec on data.X_train (grey pixels, Bernoulli NLL + kl_weight * KL); return (codec, history).
 
     Afterwards the latent mean and std are measured on the training set, so that encode() is standardised.
     """
-    dataset = captions._check_dataset(data.name)
-    num_epochs = num_epochs or pick(RECIPE.codec_epochs[dataset], RECIPE.fast_codec_epochs)
+    dataset = require_dataset(data.name)
+    num_epochs = num_epochs or RECIPE["codec_epochs"][dataset]
     g = seed_everything(seed)
     device = device or get_device()
     codec = LatentCodec(latent_dim).to(device)
@@ -261,8 +256,8 @@ class Denoiser(nn.Module):
     prompt dropped (all of ctx_mask 0) it is the only thing to attend to, which is the "no prompt" case.
     """
 
-    def __init__(self, latent_dim: int = RECIPE.latent_dim, text_dim: int = 384, width: int = RECIPE.width,
-                 tokens: int = RECIPE.tokens, depth: int = RECIPE.depth, heads: int = RECIPE.heads,
+    def __init__(self, latent_dim: int = RECIPE["latent_dim"], text_dim: int = 384, width: int = RECIPE["width"],
+                 tokens: int = RECIPE["tokens"], depth: int = RECIPE["depth"], heads: int = RECIPE["heads"],
                  conditioning: str = "cross"):
         super().__init__()
         if conditioning not in ("cross", "pooled"):
@@ -319,7 +314,7 @@ def guided_velocity(v_cond: torch.Tensor, v_uncond: torch.Tensor, scale: float) 
 
 @torch.no_grad()
 def sample_latents(model: Denoiser, states: torch.Tensor, mask: torch.Tensor, n_per_prompt: int = 1,
-                   steps: int = RECIPE.sample_steps, guidance: float = RECIPE.guidance, sampler: str = "heun",
+                   steps: int = RECIPE["sample_steps"], guidance: float = RECIPE["guidance"], sampler: str = "heun",
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Integrate dz/dt = v from t = 1 (noise) to t = 0 (data): (P prompts) => (P * n_per_prompt, latent_dim).
 
@@ -364,7 +359,7 @@ def sample_latents(model: Denoiser, states: torch.Tensor, mask: torch.Tensor, n_
     return z.cpu()
 
 
-def network_evaluations(steps: int, sampler: str = "heun", guidance: float = RECIPE.guidance) -> int:
+def network_evaluations(steps: int, sampler: str = "heun", guidance: float = RECIPE["guidance"]) -> int:
     """Forward passes of the denoiser per image (a guided pass counts twice)."""
     per = 2 if guidance != 1.0 else 1
     return per * (2 * steps - 1 if sampler == "heun" else steps)
@@ -378,8 +373,8 @@ def token_states(encoder, texts: list, batch_size: int = 64):
 
     encoder: a text.PretrainedTextEncoder (its tokenizer and network). S is the longest prompt's length.
     """
-    from .text import check_texts
-    texts = check_texts(texts)
+    from .tokenisers import validate_texts
+    texts = validate_texts(texts)
     states, masks = [], []
     for i in range(0, len(texts), batch_size):
         batch = encoder.tokenizer(texts[i:i + batch_size], padding=True, truncation=True,
@@ -399,7 +394,7 @@ class TokenTable:
     caption k of image n is.
     """
 
-    def __init__(self, data, encoder, captions_per_image: int = RECIPE.captions_per_image, seed: int = 0):
+    def __init__(self, data, encoder, captions_per_image: int = RECIPE["captions_per_image"], seed: int = 0):
         start = time.perf_counter()
         per_seed = [vocabulary.make_rich_captions(data, "train", seed=seed + k) for k in range(captions_per_image)]
         self.texts = sorted({t for caps in per_seed for t in caps})
@@ -423,8 +418,8 @@ class TokenTable:
 # ---------------------------------------------------------------- training
 
 def train_diffusion(data, codec: LatentCodec, table: TokenTable, num_steps: int | None = None,
-                    conditioning: str = "cross", seed: int = 0, lr: float = RECIPE.lr,
-                    batch_size: int = RECIPE.batch_size, cond_drop: float = RECIPE.cond_drop, device=None,
+                    conditioning: str = "cross", seed: int = 0, lr: float = RECIPE["lr"],
+                    batch_size: int = RECIPE["batch_size"], cond_drop: float = RECIPE["cond_drop"], device=None,
                     progress: bool = True, desc: str | None = None):
     """Train a Denoiser by flow matching on the codec's latents of data.X_train; return (model, history).
 
@@ -432,8 +427,8 @@ def train_diffusion(data, codec: LatentCodec, table: TokenTable, num_steps: int 
     with the prompt removed, a random time and noise, and the MSE between predicted and true velocity.
     history: "loss" (mean per 100 steps), "seconds" (training wall time), "cpu_seconds".
     """
-    dataset = captions._check_dataset(data.name)
-    num_steps = num_steps or pick(RECIPE.num_steps[dataset], RECIPE.fast_steps)
+    dataset = require_dataset(data.name)
+    num_steps = num_steps or RECIPE["num_steps"][dataset]
     g = seed_everything(seed)
     device = device or get_device()
     Z = codec.encode_all(data.X_train)
@@ -507,11 +502,11 @@ class TextToImage:
     """
 
     def __init__(self, codec: LatentCodec, model: Denoiser, encoder, known_pooled: torch.Tensor,
-                 known_labels: torch.Tensor, dataset: str, threshold: float = RECIPE.unknown_threshold):
+                 known_labels: torch.Tensor, dataset: str, threshold: float = RECIPE["unknown_threshold"]):
         self.codec, self.model, self.encoder = codec.eval(), model.eval(), encoder
         self.known_pooled = F.normalize(known_pooled.float(), dim=-1)
         self.known_labels = known_labels.long()
-        self.dataset = captions._check_dataset(dataset)
+        self.dataset = require_dataset(dataset)
         self.threshold = threshold
 
     def check_prompt(self, states: torch.Tensor, mask: torch.Tensor):
@@ -525,13 +520,13 @@ class TextToImage:
         return sims.amax(1), nearest
 
     @torch.no_grad()
-    def images_for(self, states, mask, n_per_prompt: int = 1, steps: int = RECIPE.sample_steps,
-                   guidance: float = RECIPE.guidance, sampler: str = "heun", generator=None) -> torch.Tensor:
+    def images_for(self, states, mask, n_per_prompt: int = 1, steps: int = RECIPE["sample_steps"],
+                   guidance: float = RECIPE["guidance"], sampler: str = "heun", generator=None) -> torch.Tensor:
         z = sample_latents(self.model, states, mask, n_per_prompt, steps, guidance, sampler, generator)
         return self.codec.decode(z.to(self.codec.mean.device)).cpu()
 
     @torch.no_grad()
-    def generate(self, prompt: str, n: int = 16, steps: int = RECIPE.sample_steps, guidance: float = RECIPE.guidance,
+    def generate(self, prompt: str, n: int = 16, steps: int = RECIPE["sample_steps"], guidance: float = RECIPE["guidance"],
                  sampler: str = "heun", seed: int = 0) -> Generation:
         start = time.perf_counter()
         states, mask = token_states(self.encoder, [prompt])
@@ -549,7 +544,7 @@ SHIPPED_COMMAND = "textimg-lessons train diffusion"
 
 def shipped_model_path(dataset: str):
     from .config import shipped_data_dir
-    return shipped_data_dir() / f"diffusion_{captions._check_dataset(dataset)}.safetensors"
+    return shipped_data_dir() / f"diffusion_{require_dataset(dataset)}.safetensors"
 
 
 def save_model(t2i: TextToImage, path, metadata: dict | None = None):
@@ -582,7 +577,7 @@ def load_model(dataset: str, path=None, encoder=None, device=None) -> TextToImag
     from pathlib import Path
 
     from safetensors import safe_open
-    dataset = captions._check_dataset(dataset)
+    dataset = require_dataset(dataset)
     path = Path(path) if path is not None else shipped_model_path(dataset)
     if not path.exists():
         raise FileNotFoundError(f"no diffusion weights at {path.name}; restore them with `git checkout -- "
@@ -603,7 +598,7 @@ def load_model(dataset: str, path=None, encoder=None, device=None) -> TextToImag
     model = Denoiser(**{k: (v if k == "conditioning" else int(v)) for k, v in cfg.items()})
     model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
     if encoder is None:
-        from .text import PretrainedTextEncoder
+        from .pretrained import PretrainedTextEncoder
         encoder = PretrainedTextEncoder()
     device = device or get_device()
     t2i = TextToImage(codec.to(device), model.to(device), encoder, state["known.pooled"], state["known.labels"],
@@ -635,7 +630,7 @@ def train_shipped(datasets=DATASETS, out_dir=None, seed: int = 0) -> list:
     from pathlib import Path
 
     from .data import load_dataset
-    from .text import PretrainedTextEncoder
+    from .pretrained import PretrainedTextEncoder
     encoder = PretrainedTextEncoder()
     report = []
     for ds in datasets:

@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 
 from . import captions
+from .datasets import require_dataset
 from .metrics import diversity, judge_frechet_distance, judge_logits
 
 Sampler = Callable[[list, int, int], torch.Tensor]
@@ -57,7 +58,7 @@ def adherence_by_family(sampler: Sampler, judge, dataset: str, n_per_prompt: int
 
 def quality(sampler: Sampler, judge, data, n_images: int = 2000, per_prompt: int = 16, seed: int = 0) -> dict:
     """{"frechet", "diversity", "real_diversity", "n_images"} as chapter 6's quality report defines them."""
-    dataset = captions._check_dataset(data.name)
+    dataset = require_dataset(data.name)
     n = min(n_images, len(data.X_test))
     caps = captions.make_captions(data, "test", "train", seed=seed)[:n]
     fake = sampler(caps, 1, seed)
@@ -76,7 +77,7 @@ def cvae_sampler(model, encoder, guidance: float | None = None) -> Sampler:
 
     def run(texts, n, seed):
         g = torch.Generator().manual_seed(seed)
-        w = conditional.RECIPE["guidance"] if guidance is None else guidance
+        w = conditional.guidance_or_default(guidance)
         return conditional.sample(model, encoder.encode(texts), n, g, w)
     return run
 
@@ -86,8 +87,8 @@ def diffusion_sampler(t2i, steps: int | None = None, guidance: float | None = No
     """Chapter 7's TextToImage as a Sampler (its recipe's steps and guidance unless given)."""
     from . import diffusion
 
-    steps = diffusion.RECIPE.sample_steps if steps is None else steps
-    guidance = diffusion.RECIPE.guidance if guidance is None else guidance
+    steps = diffusion.RECIPE["sample_steps"] if steps is None else steps
+    guidance = diffusion.RECIPE["guidance"] if guidance is None else guidance
 
     def run(texts, n, seed):
         g = torch.Generator().manual_seed(seed)

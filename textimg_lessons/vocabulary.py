@@ -19,6 +19,7 @@ import random
 import re
 
 from . import captions
+from .datasets import require_dataset
 
 NAMES = {
     "fashion_mnist": [
@@ -56,17 +57,17 @@ PLURAL_SHARE = 0.3   # share of training captions that use a plural name
 
 
 def singular_templates(dataset: str) -> list:
-    dataset = captions._check_dataset(dataset)
+    dataset = require_dataset(dataset)
     return captions.templates(dataset, "train") + EXTRA_SINGULAR[dataset]
 
 
 def plural_templates(dataset: str) -> list:
-    return list(PLURAL[captions._check_dataset(dataset)])
+    return list(PLURAL[require_dataset(dataset)])
 
 
 def class_names(dataset: str, number: str = "both") -> list:
     """Per class, the names a training caption may use: number "singular", "plural" or "both"."""
-    names = NAMES[captions._check_dataset(dataset)]
+    names = NAMES[require_dataset(dataset)]
     pick = {"singular": (0,), "plural": (1,), "both": (0, 1)}
     if number not in pick:
         raise ValueError(f"number must be 'singular', 'plural' or 'both', got {number!r}.")
@@ -75,7 +76,7 @@ def class_names(dataset: str, number: str = "both") -> list:
 
 def rich_caption(dataset: str, label: int, words: dict, rng: random.Random) -> str:
     """One training caption of chapter 7 for an image of class `label` with measured attribute words."""
-    dataset = captions._check_dataset(dataset)
+    dataset = require_dataset(dataset)
     plural = rng.random() < PLURAL_SHARE
     template = rng.choice(plural_templates(dataset) if plural else singular_templates(dataset))
     name = rng.choice(NAMES[dataset][int(label)])[1 if plural else 0]
@@ -86,7 +87,7 @@ def make_rich_captions(data, split: str = "train", seed: int = 0) -> list:
     """One chapter-7 training caption per image of `data` (attributes measured as in chapter 5)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    dataset = captions._check_dataset(data.name)
+    dataset = require_dataset(data.name)
     X, y = (data.X_train, data.y_train) if split == "train" else (data.X_test, data.y_test)
     words = captions.attribute_words(captions.image_attributes(X), captions.train_cuts(data))
     rng = random.Random(seed)
@@ -95,7 +96,7 @@ def make_rich_captions(data, split: str = "train", seed: int = 0) -> list:
 
 def all_rich_captions(dataset: str) -> set:
     """Every training caption chapter 7 can produce (all templates, names and attribute words)."""
-    dataset = captions._check_dataset(dataset)
+    dataset = require_dataset(dataset)
     combos = [dict(zip(captions.ATTRIBUTE_WORDS, ws)) for ws in itertools.product(*captions.ATTRIBUTE_WORDS.values())]
     out = set()
     for temps, number in ((singular_templates(dataset), "singular"), (plural_templates(dataset), "plural")):
