@@ -38,7 +38,7 @@ def setup_source() -> str:
     # A plain `pip install` (no --upgrade, not editable) keeps what Colab already has (torch, torchvision,
     # numpy, matplotlib, transformers, ipywidgets 7) whenever it meets the course's lower bounds.
     return (
-        "# Setup: on Colab, install the course package, keeping what Colab already has; elsewhere `make lab` did.\n"
+        "# Setup: on Colab, install the course (keeping what Colab has); elsewhere `make lab` already did, so nothing happens.\n"
         "import os, sys, subprocess\n"
         "if \"google.colab\" in sys.modules:\n"
         f"    course = os.environ.get(\"{INSTALL_ENV}\", \"{install_target()}\")\n"
