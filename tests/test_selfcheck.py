@@ -109,3 +109,11 @@ def test_real_check_of_a_notebook_that_contains_the_line(tmp_path):
     path = tmp_path / "with_line.ipynb"
     nbformat.write(nb, path)
     assert selfcheck.check_this_notebook(path, timeout=300) == 0
+
+
+def test_a_missing_nbgrader_gets_an_install_hint(monkeypatch, notebook, capsys):
+    fake = "import sys; print(\"ModuleNotFoundError: No module named 'nbgrader'\"); sys.exit(1)"
+    monkeypatch.setattr(selfcheck, "check_command", lambda p: [sys.executable, "-c", fake])
+    monkeypatch.setattr(selfcheck.importlib.util, "find_spec", lambda name: None)
+    assert selfcheck.check_this_notebook(notebook) == 1
+    assert "%pip install -q nbgrader" in capsys.readouterr().out

@@ -13,6 +13,7 @@ No terminal is needed. When the checker itself runs the notebook, the line does 
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -98,8 +99,10 @@ def check_this_notebook(path=None, timeout: float = 1800) -> int:
     timer = threading.Timer(timeout, proc.kill)  # a hung check must not hang the notebook
     timer.start()
     try:
+        report = []
         for line in proc.stdout:  # show the report as it comes
             print(line, end="", flush=True)
+            report.append(line)
         code = proc.wait()
     except KeyboardInterrupt:
         proc.kill()
@@ -110,4 +113,11 @@ def check_this_notebook(path=None, timeout: float = 1800) -> int:
     if code < 0:
         print(f"The check was stopped after {timeout:.0f} s.")
         return 1
+    if code and _needs_nbgrader("".join(report)):
+        print("The check runs your notebook with nbgrader, which this environment lacks. Install it in a cell "
+              "with `%pip install -q nbgrader` (or `make instructor` in the course folder), then check again.")
     return code
+
+
+def _needs_nbgrader(report: str) -> bool:
+    return "nbgrader" in report and importlib.util.find_spec("nbgrader") is None
