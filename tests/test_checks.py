@@ -107,3 +107,189 @@ def test_check_raises_and_run_check():
     with pytest.raises(CheckFailed, match="ZeroDivisionError"):
         run_check("f", lambda: 1 / 0)
     assert run_check("f", lambda a: a + 1, 1) == 2
+
+
+# --- attacks: a check never passes what is wrong, and odd input gets a readable message -------------------
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize("answer", [
+    torch.tensor([1.0, NAN, 3.0]), torch.tensor([1.0, INF, 3.0]), torch.tensor([1.0, -INF, 3.0]),
+])
+def test_check_close_fails_non_finite_answers_for_a_finite_reference(answer):
+    with pytest.raises(CheckFailed, match=r"at \[1\].*expected -2"):
+        check_close("g", answer, torch.tensor([1.0, -2.0, 3.0]))
+
+
+@pytest.mark.parametrize("answer", [torch.tensor([5.0, 2.0]), torch.tensor([-INF, 2.0]), torch.tensor([NAN, 2.0]),
+                                    torch.zeros(2)])
+def test_an_infinite_reference_does_not_pass_everything(answer):
+    with pytest.raises(CheckFailed, match=r"at \[0\]"):
+        check_close("logp", answer, torch.tensor([INF, 2.0]))
+
+
+def test_non_finite_values_pass_only_where_the_reference_has_the_same_one(capsys):
+    ref = torch.tensor([-INF, 0.5, NAN, INF])
+    check_close("masked", ref.clone(), ref)
+    assert "[OK] masked: exact" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match=r"NaN at \[0\]"):
+        check_close("masked", torch.tensor([NAN, 0.5, NAN, INF]), ref)
+    with pytest.raises(CheckFailed, match=r"differs at \[1\]"):  # the finite entries are still compared
+        check_close("masked", torch.tensor([-INF, 0.7, NAN, INF]), ref)
+
+
+def test_scale_hint_is_never_one_times_the_reference():
+    # the answer equals the reference where the reference is non-zero, but not where it is zero:
+    # the old hint said "1 x the reference"
+    ref = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    with pytest.raises(CheckFailed) as e:
+        check_close("g", torch.tensor([0.5, 1.0, 2.0, 3.0]), ref)
+    assert "x the reference" not in str(e.value) and "differs at [0]" in str(e.value)
+
+
+def test_scale_hint_is_true_when_the_reference_has_zeros():
+    ref = torch.tensor([0.0, 1.0, -2.0, 3.0])
+    with pytest.raises(CheckFailed, match="0.25 x the reference"):
+        check_close("g", ref / 4, ref)
+    wrong_at_zero = ref / 4
+    wrong_at_zero[0] = 1.0  # not a common factor any more
+    with pytest.raises(CheckFailed) as e:
+        check_close("g", wrong_at_zero, ref)
+    assert "x the reference" not in str(e.value)
+
+
+def test_all_zero_answer_gets_its_own_hint():
+    with pytest.raises(CheckFailed, match="all zeros") as e:
+        check_close("dW", torch.zeros(2, 3), torch.arange(6.0).reshape(2, 3))
+    assert "x the reference" not in str(e.value)
+    with pytest.raises(CheckFailed) as e:  # a zero reference: no factor can be the explanation
+        check_close("dW", torch.ones(3), torch.zeros(3))
+    assert "x the reference" not in str(e.value) and "all zeros" not in str(e.value)
+
+
+def test_half_and_single_numbers_get_true_hints():
+    ref = torch.tensor([2.0, -4.0])
+    with pytest.raises(CheckFailed, match="half the reference"):
+        check_close("g", ref / 2, ref)
+    with pytest.raises(CheckFailed) as e:  # 3 vs 1 in a single number is not "a scale factor"
+        check_close("loss", torch.tensor(3.0), torch.tensor(1.0))
+    assert "x the reference" not in str(e.value)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: torch.empty(2, 3, device="meta"),
+])
+def test_meta_tensors_get_a_readable_message(make):
+    with pytest.raises(CheckFailed, match="meta"):
+        check_close("x", make(), torch.zeros(2, 3))
+    check_shape("x", make(), (2, 3))  # a meta tensor has a shape: a shape check can still pass
+
+
+def test_sparse_tensors_are_compared_by_their_values(capsys):
+    dense = torch.tensor([[0.0, 2.0], [3.0, 0.0]])
+    check_close("s", dense.to_sparse(), dense)
+    check_close("csr", dense.to_sparse_csr(), dense)
+    assert capsys.readouterr().out.count("[OK]") == 2
+    with pytest.raises(CheckFailed, match=r"differs at \[0, 1\]"):
+        check_close("s", (2 * dense).to_sparse(), dense + torch.tensor([[0.0, 0.0], [3.0, 0.0]]))
+
+
+def test_check_gradient_fails_nan_and_inf_gradients():
+    x = torch.randn(2, 3, dtype=torch.float64)
+    f = lambda t: (t ** 2).sum()
+    for bad_value in (NAN, INF, -INF):
+        g = 2 * x
+        g[1, 1] = bad_value
+        with pytest.raises(CheckFailed, match=r"at \[1, 1\].*not finite"):
+            check_gradient("dx", f, x, g)
+    with pytest.raises(CheckFailed, match="not finite"):
+        check_gradient("dx", f, x, torch.full((2, 3), NAN))
+
+
+def test_check_gradient_explains_a_function_that_raises_returns_none_or_a_vector():
+    x = torch.randn(3, dtype=torch.float64)
+
+    def raises(t):
+        raise ValueError("boom")
+    with pytest.raises(CheckFailed, match="failed: ValueError: boom"):
+        check_gradient("dx", raises, x, x)
+    with pytest.raises(CheckFailed, match="returned None"):
+        check_gradient("dx", lambda t: None, x, x)
+    with pytest.raises(CheckFailed, match=r"shape \(3,\).*\.sum\(\)"):
+        check_gradient("dx", lambda t: t ** 2, x, 2 * x)
+    with pytest.raises(CheckFailed, match="not a number"):
+        check_gradient("dx", lambda t: "loss", x, x)
+    with pytest.raises(CheckFailed, match="sys.exit"):
+        check_gradient("dx", lambda t: exit(3), x, x)
+    with pytest.raises(CheckFailed, match="is nan at x"):
+        check_gradient("dx", lambda t: (t * NAN).sum(), x, x)
+    with pytest.raises(CheckFailed, match="not a function"):
+        check_gradient("dx", None, x, x)
+
+
+def test_check_shape_with_odd_expected_shapes():
+    with pytest.raises(CheckFailed, match="expected shape is None"):
+        check_shape("x", torch.zeros(2), None)
+    with pytest.raises(CheckFailed, match="not a shape"):
+        check_shape("x", torch.zeros(2), "2, 3")
+    check_shape("x", torch.zeros(5), 5)
+    check_shape("x", torch.zeros(2, 3), torch.Size([2, 3]))
+    with pytest.raises(CheckFailed, match="forget to `return`"):
+        check_shape("x", None, (2, 3))
+    with pytest.raises(CheckFailed, match="expected dtype is None"):
+        check_dtype("x", torch.zeros(2), None)
+
+
+def test_relative_error_refuses_mismatched_shapes():
+    with pytest.raises(CheckFailed, match=r"shapes \(2, 3\) and \(3, 2\)"):
+        relative_error(torch.ones(2, 3), torch.ones(3, 2))
+    with pytest.raises(CheckFailed, match=r"shapes \(3,\) and \(3, 1\)"):  # would broadcast to (3, 3)
+        relative_error(torch.ones(3), torch.ones(3, 1))
+    assert relative_error(torch.tensor([2.0]), torch.tensor(2.0)) == 0.0
+
+
+def test_system_exit_in_a_students_function_is_a_failed_check():
+    def quits():
+        raise SystemExit(0)
+    with pytest.raises(CheckFailed, match=r"f: your code called sys.exit\(\) or exit\(\)"):
+        run_check("f", quits)
+    with pytest.raises(CheckFailed, match="expected ValueError, but your code called sys.exit"):
+        check_raises("f", quits, ValueError)
+    check_raises("f", quits, SystemExit)  # asked for on purpose: fine
+    with pytest.raises(KeyboardInterrupt):  # the student's own interrupt still stops the cell
+        run_check("f", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+
+def test_run_check_explains_a_name_that_is_not_a_function():
+    with pytest.raises(CheckFailed, match="not a function"):
+        run_check("f", torch.zeros(2))
+
+
+def test_autograd_errors_say_what_went_wrong():
+    x = torch.randn(3, requires_grad=True)
+
+    def penalty_without_create_graph(x):
+        (g,) = torch.autograd.grad((x ** 2).sum(), x)  # create_graph=True forgotten
+        return ((g.norm() - 1) ** 2)
+
+    with pytest.raises(CheckFailed, match="does not require grad: did you pass create_graph=True"):
+        run_check("penalty backward", lambda: penalty_without_create_graph(x).backward())
+
+    def twice():
+        y = (x.exp()).sum()
+        y.backward()
+        y.backward()
+    with pytest.raises(CheckFailed, match="retain_graph=True"):
+        run_check("twice", twice)
+    with pytest.raises(CheckFailed, match=r"\.sum\(\) or \.mean\(\)"):
+        run_check("vector", lambda: (x * 2).backward())
+    leaf = torch.ones(2, requires_grad=True)
+
+    def inplace():
+        leaf.add_(1)
+    with pytest.raises(CheckFailed, match="torch.no_grad"):
+        run_check("update", inplace)
+    with pytest.raises(CheckFailed, match=r"\.detach\(\)\.numpy\(\)"):
+        run_check("numpy", lambda: x.numpy())
+    with pytest.raises(CheckFailed, match="order of the factors"):
+        run_check("matmul", lambda: torch.ones(2, 3) @ torch.ones(2, 3))

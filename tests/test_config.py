@@ -72,7 +72,55 @@ def test_recipe_gives_each_mode_its_value_and_is_read_only(monkeypatch):
 
 
 def test_every_chapter_recipe_is_a_recipe():
-    from textimg_lessons import cnn, conditional, gan, vae
-    for module in (cnn, gan, vae, conditional):
+    from textimg_lessons import cnn, conditional, diffusion, gan, vae
+    for module in (cnn, gan, vae, conditional, diffusion):
         assert isinstance(module.RECIPE, config.Recipe), module.__name__
     assert gan.recipe("wgan-gp")["lr"] == gan.RECIPE["wgan_lr"]
+
+
+# --- a mis-set or read-only data cache fails early with the fix, not with a raw OSError ------------------
+def test_data_dir_pointing_at_a_file_says_what_to_do(monkeypatch, tmp_path):
+    (tmp_path / "cache").write_text("not a folder")
+    monkeypatch.setenv("TEXTIMG_DATA", str(tmp_path / "cache"))
+    with pytest.raises(config.DataDirError, match="is a file, not a folder.*Set TEXTIMG_DATA") as e:
+        config.data_dir()
+    assert "TEXTIMG_DATA" in e.value.problem and e.value.fix.startswith("Set TEXTIMG_DATA")
+    assert (tmp_path / "cache").read_text() == "not a folder"  # nothing of the user's is touched
+
+
+def test_data_dir_under_a_file_cannot_be_created(monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("TEXTIMG_DATA", str(tmp_path / "file" / "cache"))
+    with pytest.raises(config.DataDirError, match="cannot be created"):
+        config.data_dir()
+
+
+def test_data_dir_that_cannot_be_created_for_lack_of_permission(monkeypatch, tmp_path):
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setenv("TEXTIMG_DATA", str(tmp_path / "new"))
+    monkeypatch.setattr(config.Path, "mkdir", refuse)
+    with pytest.raises(config.DataDirError, match=r"cannot be created \(Permission denied\)"):
+        config.data_dir()
+
+
+def test_read_only_data_dir_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("TEXTIMG_DATA", str(tmp_path))
+    real_access = config.os.access
+    monkeypatch.setattr(config.os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
+    with pytest.raises(config.DataDirError, match="is not writable"):
+        config.data_dir()
+
+
+@pytest.mark.skipif(not hasattr(config.os, "geteuid") or config.os.geteuid() == 0,
+                    reason="root can write into a read-only folder")
+def test_really_read_only_data_dir_is_refused(monkeypatch, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    monkeypatch.setenv("TEXTIMG_DATA", str(ro))
+    try:
+        with pytest.raises(config.DataDirError, match="not writable"):
+            config.data_dir()
+    finally:
+        ro.chmod(0o755)

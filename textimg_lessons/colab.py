@@ -25,12 +25,24 @@ def badge_source(notebook_path: str) -> str:
             f"({_colab_base()}/blob/main/{folder}/{name})")
 
 
+# What the setup cell installs; TEXTIMG_INSTALL overrides it (a local folder or wheel), which is how the
+# Colab route is tested without a network.
+INSTALL_ENV = "TEXTIMG_INSTALL"
+
+
+def install_target() -> str:
+    return f"git+{REPO_URL}"
+
+
 def setup_source() -> str:
+    # A plain `pip install` (no --upgrade, not editable) keeps what Colab already has (torch, torchvision,
+    # numpy, matplotlib, transformers, ipywidgets 7) whenever it meets the course's lower bounds.
     return (
-        "# Setup: on Colab, install the course package; elsewhere `make lab` already did, so nothing happens.\n"
-        "import sys, subprocess\n"
+        "# Setup: on Colab, install the course (keeping what Colab has); elsewhere `make lab` already did, so nothing happens.\n"
+        "import os, sys, subprocess\n"
         "if \"google.colab\" in sys.modules:\n"
-        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"git+{REPO_URL}\"], check=True)"
+        f"    course = os.environ.get(\"{INSTALL_ENV}\", \"{install_target()}\")\n"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", course], check=True)"
     )
 
 

@@ -133,8 +133,20 @@ def repo_root() -> Path | None:
     return root if (root / "pyproject.toml").exists() and (root / "notebooks").is_dir() else None
 
 
+class DataDirError(RuntimeError):
+    """The data cache folder cannot be used (a file, not writable, not creatable); the message says how to fix it."""
+
+    def __init__(self, problem: str, fix: str):
+        super().__init__(f"{problem} {fix}")
+        self.problem, self.fix = problem, fix
+
+
 def data_dir() -> Path:
-    """Directory for downloads and decompressed data; created if missing."""
+    """Directory for downloads and decompressed data; created if missing.
+
+    Raises DataDirError, with the fix, when the folder is a file or cannot be created or written: the course
+    writes downloads, trained judges and cached embeddings there, so a broken cache must fail early and clearly.
+    """
     env = os.environ.get("TEXTIMG_DATA", "").strip()
     if env:
         path = Path(env).expanduser()
@@ -142,7 +154,16 @@ def data_dir() -> Path:
         path = repo_root() / "data" / "cache"
     else:
         path = Path.home() / ".cache" / "textimg_lessons"
-    path.mkdir(parents=True, exist_ok=True)
+    where = f"The data cache {display_path(path)}" + (" (from TEXTIMG_DATA)" if env else "")
+    fix = "Set TEXTIMG_DATA to a folder you can write, e.g. `export TEXTIMG_DATA=~/textimg-data`, then restart."
+    if path.exists() and not path.is_dir():
+        raise DataDirError(f"{where} is a file, not a folder.", fix)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # no permission, a read-only file system, a parent that is a file
+        raise DataDirError(f"{where} cannot be created ({e.strerror or type(e).__name__}).", fix) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataDirError(f"{where} is not writable.", fix)
     return path
 
 

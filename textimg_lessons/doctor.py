@@ -8,22 +8,26 @@ import re
 import sys
 from dataclasses import dataclass
 
-# (import name, distribution name, minimum version, required?, what it is for)
+# (import name, distribution name, minimum version, required?, what it is for[, how to install it])
+# ipywidgets 7.6 is enough: Colab ships 7.7 and its ipywidgets 8 support is broken, so 7 and 8 both work.
 PACKAGES = [
     ("torch", "torch", "2.1", True, "tensors, autograd, every model"),
     ("torchvision", "torchvision", "0.16", True, "MNIST / Fashion-MNIST loaders"),
     ("numpy", "numpy", "1.24", True, "arrays"),
     ("matplotlib", "matplotlib", "3.7", True, "figures"),
     ("tqdm", "tqdm", "4.65", True, "progress bars"),
-    ("ipywidgets", "ipywidgets", "8.0", True, "sliders and prompt boxes"),
+    ("ipywidgets", "ipywidgets", "7.6", True, "sliders and prompt boxes"),
     ("transformers", "transformers", "4.40", True, "the pretrained language model (chapters 5-6)"),
     ("tokenizers", "tokenizers", "0.15", True, "subword tokenizers (chapter 5)"),
     ("safetensors", "safetensors", "0.4", True, "checkpoints"),
     ("torchmetrics", "torchmetrics", "1.3", True, "FID / PSNR / SSIM (chapters 3-4)"),
     ("scipy", "scipy", "1.10", True, "matrix square roots for the Frechet distance"),
-    ("jupyterlab", "jupyterlab", "4.0", False, "the lab UI (not needed on Colab)"),
-    ("nbval", "nbval", "0.11", False, "notebook tests (make test)"),
-    ("nbgrader", "nbgrader", "0.9", False, "instructor tools"),
+    ("jupyterlab", "jupyterlab", "4.0", False, "the lab UI (not needed on Colab)",
+     "`make lab` from the course folder (or pip install -e \".[lab]\")"),
+    ("nbval", "nbval", "0.11", False, "notebook tests; only `make test` needs it",
+     "`make test` installs the test tools (or pip install -e \".[test]\")"),
+    ("nbgrader", "nbgrader", "0.9", False, "instructor tools and `textimg-lessons check`; students can skip it",
+     "`make instructor` (or pip install -e \".[instructor]\")"),
 ]
 
 
@@ -51,12 +55,14 @@ def _version_tuple(v: str):
     return tuple(parts)
 
 
-def check_package(module: str, dist: str, minimum: str, required: bool, purpose: str) -> Result:
+def check_package(module: str, dist: str, minimum: str, required: bool, purpose: str,
+                  install: str | None = None) -> Result:
     try:
         version = md.version(dist)
     except md.PackageNotFoundError:
         return Result(False, module, f"not installed ({purpose})",
-                      f"pip install '{dist}>={minimum}'  (or run `make lab` from the course folder)", required)
+                      install or f"pip install '{dist}>={minimum}'  (or run `make lab` from the course folder)",
+                      required)
     if _version_tuple(version) < _version_tuple(minimum):
         return Result(False, module, f"{version} is older than {minimum} ({purpose})",
                       f"pip install -U '{dist}>={minimum}'", required)
@@ -130,7 +136,17 @@ def check_modes() -> Result:
     except ValueError as e:
         return Result(False, "settings", str(e), "set TEXTIMG_FAST / TEXTIMG_OFFLINE to 1 or 0")
     return Result(True, "settings", f"fast mode {'ON' if fast else 'off'} (TEXTIMG_FAST), "
-                  f"offline {'ON' if off else 'off'} (TEXTIMG_OFFLINE), data cache {config.display_path(config.data_dir())}")
+                  f"offline {'ON' if off else 'off'} (TEXTIMG_OFFLINE)")
+
+
+def check_data_cache() -> Result:
+    """The folder for downloads and cached models must be a writable folder (config.data_dir says why not)."""
+    from . import config
+    try:
+        path = config.data_dir()
+    except config.DataDirError as e:
+        return Result(False, "data cache", e.problem, e.fix)
+    return Result(True, "data cache", f"{config.display_path(path)} (writable; TEXTIMG_DATA moves it)")
 
 
 def run_checks() -> list:
@@ -139,7 +155,10 @@ def run_checks() -> list:
     if all(r.ok for r in results if r.name in {"torch", "numpy"}):
         results.append(check_device())
         results.append(check_modes())
-        results += check_data()
+        cache = check_data_cache()
+        results.append(cache)
+        if cache.ok:  # the data checks look inside the cache
+            results += check_data()
     results.append(check_language_model())
     return results
 
