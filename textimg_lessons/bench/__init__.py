@@ -17,4 +17,5 @@ CHAPTERS = {
     "04_vae": f"{__name__}.ch04_vae",
     "05_language_models": f"{__name__}.ch05_language_models",
     "06_text_to_image": f"{__name__}.ch06_text_to_image",
+    "07_diffusion": f"{__name__}.ch07_diffusion",
 }
