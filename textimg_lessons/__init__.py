@@ -5,6 +5,7 @@ config              settings from the environment (fast mode, device, offline, s
 datasets            dataset names, aliases and class names: the one normaliser               0
 data                MNIST / Fashion-MNIST loaders with online and offline paths              0
 checks              exercise check helpers that say where an answer is wrong                 0
+selfcheck           check the notebook you have open, from inside it (Jupyter or Colab)      0
 doctor              the environment check ([OK]/[FAIL] per requirement)                      0
 plots               image grids and training curves                                          1
 backprop            manual layer gradients, the 3-2-1 worked example, a manual MLP           1
@@ -26,8 +27,11 @@ adherence           adherence per caption family, attribute adherence, quality r
 encoder_comparison  the chapter's experiment: one generator per text encoder                 6
 captioner           image -> caption with the tiny GPT, the prompt -> image -> caption cycle  6
 generator_io        the shipped generators: save, load, rebuild                              6
-generate            `textimg-lessons generate PROMPT`                                        6
-train_command       `textimg-lessons train judges|generators`                                2, 6
+vocabulary          chapter 7's training vocabulary: several names per class, plurals        7
+diffusion           flow matching in a VAE latent, cross-attention to token states, samplers 7
+generation_metrics  adherence (forced and confident), Frechet distance, diversity of any generator 7
+generate            `textimg-lessons generate PROMPT` (diffusion by default, or the cVAE)    6, 7
+train_command       `textimg-lessons train judges|generators|diffusion`                      2, 6, 7
 bench/              `textimg-lessons bench CHAPTER`: one file per chapter, a registry        all
 cli                 the `textimg-lessons` command (every subcommand from a light module)     all
 grading             release / collect / autograde / export / feedback / check (nbgrader)     instructors
