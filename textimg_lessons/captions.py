@@ -310,7 +310,10 @@ def caption_corpus(dataset: str, n: int, seed: int = 0, family: str = "train") -
 
 
 def all_captions(dataset: str, family: str) -> set:
-    """Every caption a family can produce (all templates, class words and attribute words)."""
+    """Every caption a family can produce (all templates, class words and attribute words).
+
+    Lesson: 07_diffusion.ipynb, "4. Captions that teach language".
+    """
     import itertools
     dataset, family = require_dataset(dataset), _require_family(family)
     combos = [dict(zip(ATTRIBUTE_WORDS, ws)) for ws in itertools.product(*ATTRIBUTE_WORDS.values())]

@@ -65,13 +65,19 @@ RECIPE = Recipe(
 # ---------------------------------------------------------------- noising (DDPM) and flow matching
 
 def ddpm_alpha_bar(num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """alpha_bar_t = prod_{s<=t} (1 - beta_s) for DDPM's linear beta schedule: (num_steps,) float64."""
+    """alpha_bar_t = prod_{s<=t} (1 - beta_s) for DDPM's linear beta schedule: (num_steps,) float64.
+
+    Lesson: 07_diffusion.ipynb, "1. Forward noising".
+    """
     betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
     return torch.cumprod(1 - betas, dim=0)
 
 
 def ddpm_forward_chain(x0: torch.Tensor, t: int, betas: torch.Tensor, generator=None) -> torch.Tensor:
-    """Noise x0 step by step: x_s = sqrt(1 - beta_s) x_{s-1} + sqrt(beta_s) eps_s, for s = 1..t."""
+    """Noise x0 step by step: x_s = sqrt(1 - beta_s) x_{s-1} + sqrt(beta_s) eps_s, for s = 1..t.
+
+    Lesson: 07_diffusion.ipynb, "1. Forward noising".
+    """
     x = x0.double()
     for s in range(t):
         eps = torch.randn(x.shape, generator=generator, dtype=torch.float64)
@@ -80,26 +86,38 @@ def ddpm_forward_chain(x0: torch.Tensor, t: int, betas: torch.Tensor, generator=
 
 
 def ddpm_closed_form(x0: torch.Tensor, t: int, alpha_bar: torch.Tensor, generator=None) -> torch.Tensor:
-    """Jump straight to step t: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, one Gaussian draw."""
+    """Jump straight to step t: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, one Gaussian draw.
+
+    Lesson: 07_diffusion.ipynb, "1. Forward noising".
+    """
     a = alpha_bar[t - 1]
     eps = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
     return a.sqrt() * x0.double() + (1 - a).sqrt() * eps
 
 
 def interpolate(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Flow matching's path: x_t = (1 - t) x0 + t noise, t in [0, 1] per example (t: (N,))."""
+    """Flow matching's path: x_t = (1 - t) x0 + t noise, t in [0, 1] per example (t: (N,)).
+
+    Lesson: 07_diffusion.ipynb, "2. Flow matching".
+    """
     t = t.view(-1, *([1] * (x0.dim() - 1)))
     return (1 - t) * x0 + t * noise
 
 
 def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """d x_t / d t along the straight path: the denoiser regresses on this (a plain MSE, like chapter 4's)."""
+    """d x_t / d t along the straight path: the denoiser regresses on this (a plain MSE, like chapter 4's).
+
+    Lesson: 07_diffusion.ipynb, "2. Flow matching".
+    """
     return noise - x0
 
 
 def flow_matching_loss(model, z0: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """Mean squared error between the model's velocity at a random (t, x_t) and noise - z0."""
+    """Mean squared error between the model's velocity at a random (t, x_t) and noise - z0.
+
+    Lesson: 07_diffusion.ipynb, "2. Flow matching".
+    """
     t = torch.rand(len(z0), generator=generator).to(z0.device)
     noise = torch.randn(z0.shape, generator=generator).to(z0.device)
     v = model(interpolate(z0, noise, t), t, ctx, ctx_mask)
@@ -114,6 +132,8 @@ class LatentCodec(nn.Module):
     encode(x) (N, 1, 28, 28) => z (N, latent_dim), the posterior mean minus the training mean, divided by
     the training std (so every dimension has unit scale, like the noise it will be mixed with);
     decode(z) => images in [0, 1].
+
+    Lesson: 07_diffusion.ipynb, "3. Where the denoiser works".
     """
 
     def __init__(self, latent_dim: int = RECIPE["latent_dim"], channels: int = RECIPE["codec_channels"]):
@@ -146,6 +166,8 @@ def train_codec(data, num_epochs: int | None = None, kl_weight: float = RECIPE["
     """Train the LatentCodec on data.X_train (grey pixels, Bernoulli NLL + kl_weight * KL); return (codec, history).
 
     Afterwards the latent mean and std are measured on the training set, so that encode() is standardised.
+
+    Lesson: 07_diffusion.ipynb, "3. Where the denoiser works".
     """
     dataset = require_dataset(data.name)
     num_epochs = num_epochs or RECIPE["codec_epochs"][dataset]
@@ -187,14 +209,20 @@ def train_codec(data, num_epochs: int | None = None, kl_weight: float = RECIPE["
 
 def cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v with padded keys masked out (chapter 5's attention, queries from another
-    sequence). q (N, H, L, d), k and v (N, H, S, d), mask (N, S) of 1 = real token => (N, H, L, d)."""
+    sequence). q (N, H, L, d), k and v (N, H, S, d), mask (N, S) of 1 = real token => (N, H, L, d).
+
+    Lesson: 07_diffusion.ipynb, "5. Token states and cross-attention".
+    """
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])          # (N, H, L, S)
     scores = scores.masked_fill(mask[:, None, None, :] == 0, float("-inf"))
     return torch.softmax(scores, dim=-1) @ v
 
 
 class TimeEmbedding(nn.Module):
-    """t in [0, 1] => (N, width): sinusoids of 16 frequencies, then a small MLP."""
+    """t in [0, 1] => (N, width): sinusoids of 16 frequencies, then a small MLP.
+
+    Lesson: 07_diffusion.ipynb, "5. Token states and cross-attention".
+    """
 
     def __init__(self, width: int, frequencies: int = 16):
         super().__init__()
@@ -207,7 +235,10 @@ class TimeEmbedding(nn.Module):
 
 
 class DenoiserBlock(nn.Module):
-    """Self-attention among latent tokens, cross-attention to the text, an MLP; time enters by adaLN."""
+    """Self-attention among latent tokens, cross-attention to the text, an MLP; time enters by adaLN.
+
+    Lesson: 07_diffusion.ipynb, "5. Token states and cross-attention".
+    """
 
     def __init__(self, width: int, heads: int):
         super().__init__()
@@ -254,6 +285,8 @@ class Denoiser(nn.Module):
     conditioning="pooled": the same network attends over one token, the prompt's mean-pooled vector, so
     the two differ only in what the text offers. A learned null token is always in the context: with the
     prompt dropped (all of ctx_mask 0) it is the only thing to attend to, which is the "no prompt" case.
+
+    Lesson: 07_diffusion.ipynb, "5. Token states and cross-attention".
     """
 
     def __init__(self, latent_dim: int = RECIPE["latent_dim"], text_dim: int = 384, width: int = RECIPE["width"],
@@ -300,7 +333,10 @@ class Denoiser(nn.Module):
 
 
 def pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over real tokens, then unit length: the sentence vector chapter 5 and 6 use. (N, S, D) => (N, D)."""
+    """Mean over real tokens, then unit length: the sentence vector chapter 5 and 6 use. (N, S, D) => (N, D).
+
+    Lesson: 07_diffusion.ipynb, "5. Token states and cross-attention".
+    """
     m = mask.to(states.dtype)[..., None]
     return F.normalize((states * m).sum(1) / m.sum(1).clamp_min(1e-9), dim=-1)
 
@@ -308,7 +344,10 @@ def pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- sampling
 
 def guided_velocity(v_cond: torch.Tensor, v_uncond: torch.Tensor, scale: float) -> torch.Tensor:
-    """Classifier-free guidance with scale s: v(0) + s (v(c) - v(0)); s = 1 is plain conditional sampling."""
+    """Classifier-free guidance with scale s: v(0) + s (v(c) - v(0)); s = 1 is plain conditional sampling.
+
+    Lesson: 07_diffusion.ipynb, "7. Classifier-free guidance".
+    """
     return v_uncond + scale * (v_cond - v_uncond)
 
 
@@ -321,6 +360,8 @@ def sample_latents(model: Denoiser, states: torch.Tensor, mask: torch.Tensor, n_
     sampler "euler": z <- z + (t_next - t) v(z, t), one network evaluation per step (two with guidance).
     sampler "heun": Euler's guess, then the average of the velocities at both ends (second order; the last
     step is plain Euler), so 2 * steps - 1 evaluations for a much smaller error per step.
+
+    Lesson: 07_diffusion.ipynb, "8. Samplers".
     """
     if sampler not in ("euler", "heun"):
         raise ValueError(f"sampler must be 'euler' or 'heun', got {sampler!r}.")
@@ -360,7 +401,10 @@ def sample_latents(model: Denoiser, states: torch.Tensor, mask: torch.Tensor, n_
 
 
 def network_evaluations(steps: int, sampler: str = "heun", guidance: float = RECIPE["guidance"]) -> int:
-    """Forward passes of the denoiser per image (a guided pass counts twice)."""
+    """Forward passes of the denoiser per image (a guided pass counts twice).
+
+    Lesson: 07_diffusion.ipynb, "8. Samplers".
+    """
     per = 2 if guidance != 1.0 else 1
     return per * (2 * steps - 1 if sampler == "heun" else steps)
 
@@ -372,6 +416,8 @@ def token_states(encoder, texts: list, batch_size: int = 64):
     """The pretrained encoder's last hidden states for each prompt: (N, S, D) float32 and mask (N, S).
 
     encoder: a text.PretrainedTextEncoder (its tokenizer and network). S is the longest prompt's length.
+
+    Lesson: 07_diffusion.ipynb, "5. Token states and cross-attention".
     """
     from .tokenisers import validate_texts
     texts = validate_texts(texts)
@@ -392,6 +438,8 @@ class TokenTable:
 
     states (U, S, D) float16 and mask (U, S) hold each distinct caption once; index (K, N) says which row
     caption k of image n is.
+
+    Lesson: 07_diffusion.ipynb, "6. Training: pooled vector vs cross-attention".
     """
 
     def __init__(self, data, encoder, captions_per_image: int = RECIPE["captions_per_image"], seed: int = 0):
@@ -426,6 +474,8 @@ def train_diffusion(data, codec: LatentCodec, table: TokenTable, num_steps: int 
     Each step: a batch of latents, one caption each (token states from `table`), a share cond_drop of them
     with the prompt removed, a random time and noise, and the MSE between predicted and true velocity.
     history: "loss" (mean per 100 steps), "seconds" (training wall time), "cpu_seconds".
+
+    Lesson: 07_diffusion.ipynb, "6. Training: pooled vector vs cross-attention".
     """
     dataset = require_dataset(data.name)
     num_steps = num_steps or RECIPE["num_steps"][dataset]
@@ -472,12 +522,18 @@ OUT_OF_DOMAIN_PROMPTS = [
 
 
 def familiarity(query: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """Cosine of each query vector (Q, D) to its nearest known vector (K, D): (Q,). Both unit length."""
+    """Cosine of each query vector (Q, D) to its nearest known vector (K, D): (Q,). Both unit length.
+
+    Lesson: 07_diffusion.ipynb, "10. Prompts the model cannot serve".
+    """
     return (query @ known.T).amax(1)
 
 
 def auroc(scores_in: torch.Tensor, scores_out: torch.Tensor) -> float:
-    """Probability that a random in-domain prompt scores higher than a random out-of-domain one (ties: 1/2)."""
+    """Probability that a random in-domain prompt scores higher than a random out-of-domain one (ties: 1/2).
+
+    Lesson: 07_diffusion.ipynb, "10. Prompts the model cannot serve".
+    """
     diff = scores_in.double()[:, None] - scores_out.double()[None, :]
     return float(((diff > 0).double() + 0.5 * (diff == 0).double()).mean())
 
@@ -486,7 +542,10 @@ def auroc(scores_in: torch.Tensor, scores_out: torch.Tensor) -> float:
 
 @dataclass
 class Generation:
-    """What `TextToImage.generate` returns: the images, and how familiar the prompt was to the model."""
+    """What `TextToImage.generate` returns: the images, and how familiar the prompt was to the model.
+
+    Lesson: 07_diffusion.ipynb, "10. Prompts the model cannot serve".
+    """
 
     images: torch.Tensor          # (n, 1, 28, 28) in [0, 1]
     familiarity: float            # cosine of the prompt to the nearest training caption
@@ -499,6 +558,8 @@ class TextToImage:
     """Chapter 7's generator as one object: encoder + denoiser + codec + what it knows (for unknown prompts).
 
     known_pooled (U, D): pooled embeddings of the distinct training captions; known_labels (U,): their class.
+
+    Lesson: 07_diffusion.ipynb, "10. Prompts the model cannot serve".
     """
 
     def __init__(self, codec: LatentCodec, model: Denoiser, encoder, known_pooled: torch.Tensor,
@@ -548,7 +609,10 @@ def shipped_model_path(dataset: str):
 
 
 def save_model(t2i: TextToImage, path, metadata: dict | None = None):
-    """Save codec, denoiser and the known-caption embeddings as float16 safetensors (write, then rename)."""
+    """Save codec, denoiser and the known-caption embeddings as float16 safetensors (write, then rename).
+
+    Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
+    """
     from pathlib import Path
 
     from safetensors.torch import save_file
@@ -573,6 +637,8 @@ def load_model(dataset: str, path=None, encoder=None, device=None) -> TextToImag
     """The shipped (or a saved) chapter-7 generator; `.metadata` says how it was trained.
 
     encoder: a text.PretrainedTextEncoder to reuse (default: load MiniLM, the encoder it was trained with).
+
+    Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
     """
     from pathlib import Path
 
@@ -613,6 +679,8 @@ def train_text_to_image(data, encoder, conditioning: str = "cross", num_steps: i
     """The chapter's whole recipe: latent VAE (unless given), token table (unless given), denoiser.
 
     Returns (TextToImage, history) with history "codec_seconds", "table_seconds", "seconds" (denoiser).
+
+    Lesson: 07_diffusion.ipynb, "6. Training: pooled vector vs cross-attention".
     """
     history = {"codec_seconds": 0.0}
     if codec is None:
@@ -626,7 +694,10 @@ def train_text_to_image(data, encoder, conditioning: str = "cross", num_steps: i
 
 
 def train_shipped(datasets=DATASETS, out_dir=None, seed: int = 0) -> list:
-    """Train and save the generators behind `textimg-lessons generate --model diffusion` (full recipe)."""
+    """Train and save the generators behind `textimg-lessons generate --model diffusion` (full recipe).
+
+    Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
+    """
     from pathlib import Path
 
     from .data import load_dataset

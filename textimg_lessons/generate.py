@@ -130,7 +130,7 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     "known" / "familiarity" / "nearest": whether the prompt is close to what the model was trained on, and
     the names of the nearest known classes}. encoder/model/judge may be passed in to reuse loaded ones.
 
-    Lesson: 07_diffusion.ipynb, "A prompt box".
+    Lesson: 07_diffusion.ipynb, "12. A prompt box".
     """
     prompt, dataset = validate_prompt(prompt), validate_dataset(dataset)
     n, guidance = validate_count(n), validate_guidance(guidance)

@@ -10,7 +10,7 @@ A generator is measured through one callable, `sampler(texts, n_per_prompt, seed
   frechet        Frechet distance on judge features between images for the test captions and the test images;
   diversity      mean pairwise L2 distance between 16 images of one prompt, averaged over the training-family
                  prompts (real test images of one class: about 8.7 on Fashion-MNIST).
-Lesson: 07_diffusion.ipynb, section "Measuring both generators the same way".
+Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
 """
 from __future__ import annotations
 
@@ -27,14 +27,20 @@ CONFIDENT = 0.5
 
 
 def prompt_set(dataset: str, family: str):
-    """(texts, requested classes) of chapter 6's class prompts for one caption family."""
+    """(texts, requested classes) of chapter 6's class prompts for one caption family.
+
+    Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
+    """
     prompts = captions.class_prompts(dataset, family)
     texts = [p for c in sorted(prompts) for p in prompts[c]]
     return texts, torch.tensor([c for c in sorted(prompts) for _ in prompts[c]])
 
 
 def judged(judge, images: torch.Tensor, requested: torch.Tensor, min_prob: float = CONFIDENT) -> dict:
-    """{"adherence": forced-choice share, "confident": share with p(requested) >= min_prob}."""
+    """{"adherence": forced-choice share, "confident": share with p(requested) >= min_prob}.
+
+    Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
+    """
     requested = torch.as_tensor(requested).long().flatten()
     if len(images) != len(requested) or len(images) == 0:
         raise ValueError(f"need one requested class per image and at least one image; got {len(images)} images "
@@ -47,7 +53,10 @@ def judged(judge, images: torch.Tensor, requested: torch.Tensor, min_prob: float
 
 def adherence_by_family(sampler: Sampler, judge, dataset: str, n_per_prompt: int = 20,
                         families=("train", "heldout_phrasing", "heldout_synonym"), seed: int = 0) -> dict:
-    """{family: {"adherence", "confident", "prompts"}} for the chapter's class prompts."""
+    """{family: {"adherence", "confident", "prompts"}} for the chapter's class prompts.
+
+    Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
+    """
     out = {}
     for family in families:
         texts, labels = prompt_set(dataset, family)
@@ -57,7 +66,10 @@ def adherence_by_family(sampler: Sampler, judge, dataset: str, n_per_prompt: int
 
 
 def quality(sampler: Sampler, judge, data, n_images: int = 2000, per_prompt: int = 16, seed: int = 0) -> dict:
-    """{"frechet", "diversity", "real_diversity", "n_images"} as chapter 6's quality report defines them."""
+    """{"frechet", "diversity", "real_diversity", "n_images"} as chapter 6's quality report defines them.
+
+    Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
+    """
     dataset = require_dataset(data.name)
     n = min(n_images, len(data.X_test))
     caps = captions.make_captions(data, "test", "train", seed=seed)[:n]
@@ -72,7 +84,10 @@ def quality(sampler: Sampler, judge, data, n_images: int = 2000, per_prompt: int
 
 
 def cvae_sampler(model, encoder, guidance: float | None = None) -> Sampler:
-    """Chapter 6's conditional VAE as a Sampler (its default guidance unless given)."""
+    """Chapter 6's conditional VAE as a Sampler (its default guidance unless given).
+
+    Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
+    """
     from . import conditional
 
     def run(texts, n, seed):
@@ -84,7 +99,10 @@ def cvae_sampler(model, encoder, guidance: float | None = None) -> Sampler:
 
 def diffusion_sampler(t2i, steps: int | None = None, guidance: float | None = None, sampler: str = "heun",
                       batch_prompts: int = 256) -> Sampler:
-    """Chapter 7's TextToImage as a Sampler (its recipe's steps and guidance unless given)."""
+    """Chapter 7's TextToImage as a Sampler (its recipe's steps and guidance unless given).
+
+    Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
+    """
     from . import diffusion
 
     steps = diffusion.RECIPE["sample_steps"] if steps is None else steps

@@ -10,7 +10,7 @@ held-out caption appears among the training captions this module can produce.
 
 Each name is a (singular, plural) pair. A name was left out when it would contain a held-out synonym as a
 whole word ("tank top" contains "top") or a held-out phrasing ("handwritten" is in "a handwritten seven").
-Lesson: 07_diffusion.ipynb, section "Captions that teach language".
+Lesson: 07_diffusion.ipynb, "4. Captions that teach language".
 """
 from __future__ import annotations
 
@@ -57,16 +57,27 @@ PLURAL_SHARE = 0.3   # share of training captions that use a plural name
 
 
 def singular_templates(dataset: str) -> list:
+    """Templates for a singular name: chapter 6's training templates and EXTRA_SINGULAR.
+
+    Lesson: 07_diffusion.ipynb, "4. Captions that teach language".
+    """
     dataset = require_dataset(dataset)
     return captions.templates(dataset, "train") + EXTRA_SINGULAR[dataset]
 
 
 def plural_templates(dataset: str) -> list:
+    """Templates for a plural name ("some {cls}", "{cls}, please").
+
+    Lesson: 07_diffusion.ipynb, "4. Captions that teach language".
+    """
     return list(PLURAL[require_dataset(dataset)])
 
 
 def class_names(dataset: str, number: str = "both") -> list:
-    """Per class, the names a training caption may use: number "singular", "plural" or "both"."""
+    """Per class, the names a training caption may use: number "singular", "plural" or "both".
+
+    Lesson: 07_diffusion.ipynb, "4. Captions that teach language".
+    """
     names = NAMES[require_dataset(dataset)]
     pick = {"singular": (0,), "plural": (1,), "both": (0, 1)}
     if number not in pick:
@@ -75,7 +86,10 @@ def class_names(dataset: str, number: str = "both") -> list:
 
 
 def rich_caption(dataset: str, label: int, words: dict, rng: random.Random) -> str:
-    """One training caption of chapter 7 for an image of class `label` with measured attribute words."""
+    """One training caption of chapter 7 for an image of class `label` with measured attribute words.
+
+    Lesson: 07_diffusion.ipynb, "4. Captions that teach language".
+    """
     dataset = require_dataset(dataset)
     plural = rng.random() < PLURAL_SHARE
     template = rng.choice(plural_templates(dataset) if plural else singular_templates(dataset))
@@ -84,7 +98,10 @@ def rich_caption(dataset: str, label: int, words: dict, rng: random.Random) -> s
 
 
 def make_rich_captions(data, split: str = "train", seed: int = 0) -> list:
-    """One chapter-7 training caption per image of `data` (attributes measured as in chapter 5)."""
+    """One chapter-7 training caption per image of `data` (attributes measured as in chapter 5).
+
+    Lesson: 07_diffusion.ipynb, "4. Captions that teach language".
+    """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     dataset = require_dataset(data.name)
@@ -95,7 +112,10 @@ def make_rich_captions(data, split: str = "train", seed: int = 0) -> list:
 
 
 def all_rich_captions(dataset: str) -> set:
-    """Every training caption chapter 7 can produce (all templates, names and attribute words)."""
+    """Every training caption chapter 7 can produce (all templates, names and attribute words).
+
+    Lesson: 07_diffusion.ipynb, "4. Captions that teach language".
+    """
     dataset = require_dataset(dataset)
     combos = [dict(zip(captions.ATTRIBUTE_WORDS, ws)) for ws in itertools.product(*captions.ATTRIBUTE_WORDS.values())]
     out = set()
@@ -109,5 +129,8 @@ def all_rich_captions(dataset: str) -> set:
 
 
 def contains_phrase(text: str, phrase: str) -> bool:
-    """True when `phrase` occurs in `text` as whole words ("top" is in "a tank top", not in "laptop")."""
+    """True when `phrase` occurs in `text` as whole words ("top" is in "a tank top", not in "laptop").
+
+    Lesson: 07_diffusion.ipynb, "4. Captions that teach language".
+    """
     return re.search(r"(?<![\w-])" + re.escape(phrase.lower()) + r"(?![\w-])", text.lower()) is not None
