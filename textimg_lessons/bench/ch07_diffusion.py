@@ -23,11 +23,11 @@ def bench() -> list:
     import torch
 
     from .. import diffusion, generation_metrics as gm
-    from ..cnn import load_judge
+    from ..judges import load_judge
     from ..config import fast_mode, pick
     from ..data import load_dataset
     from ..generator_io import load_generator
-    from ..text import PretrainedTextEncoder
+    from ..pretrained import PretrainedTextEncoder
     rows = []
     encoder = PretrainedTextEncoder()
     n_per_prompt, n_images = pick(20, 2), pick(2000, 200)
@@ -75,15 +75,15 @@ def bench() -> list:
                              float((fam_in < t2i.threshold).float().mean()), name))
         rows.append(BenchRow("unknown-prompt check: share of out-of-domain prompts called unknown",
                              float((fam_out < t2i.threshold).float().mean()), name))
-        rows.append(BenchRow(f"diffusion: ms per image, 16 images, default {diffusion.RECIPE["sample_steps"]} Heun steps "
-                             f"({diffusion.network_evaluations(diffusion.RECIPE["sample_steps"])} evaluations)",
+        rows.append(BenchRow(f"diffusion: ms per image, 16 images, default {diffusion.RECIPE['sample_steps']} Heun steps "
+                             f"({diffusion.network_evaluations(diffusion.RECIPE['sample_steps'])} evaluations)",
                              _ms_per_image(t2i, texts[0]), name))
         rows.append(BenchRow("diffusion: shipped weights' training seconds (denoiser, recorded in the file)",
                              float(t2i.metadata.get("train_seconds", "nan")), name))
         if ds == "fashion_mnist":
             rows += _sweeps(t2i, judge, data, encoder, name, n_per_prompt, pick(1000, 100))
         wall = time.perf_counter() - start
-        rows.append(BenchRow("total wall time for the dataset (s)", wall, name, seconds=wall))
+        rows.append(BenchRow("total wall time for the dataset (s)", wall, name, wall_seconds=wall))
     return rows
 
 
@@ -115,5 +115,5 @@ def _sweeps(t2i, judge, data, encoder, name, n_per_prompt, n_images) -> list:
         adh = gm.adherence_by_family(gm.diffusion_sampler(cand), judge, "fashion_mnist", n_per_prompt)
         for fam in ("heldout_phrasing", "heldout_synonym"):
             rows.append(BenchRow(f"{conditioning}, {budget} steps: adherence, {fam}", adh[fam]["adherence"], name,
-                                 seconds=h["seconds"]))
+                                 wall_seconds=h["seconds"]))
     return rows
