@@ -18,4 +18,5 @@ CHAPTERS = {
     "05_language_models": f"{__name__}.ch05_language_models",
     "06_text_to_image": f"{__name__}.ch06_text_to_image",
     "07_diffusion": f"{__name__}.ch07_diffusion",
+    "08_faster_generation": f"{__name__}.ch08_faster_generation",
 }
