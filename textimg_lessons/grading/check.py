@@ -1,0 +1,72 @@
+"""`check` (for students): run a notebook as the grader would and say which visible tests fail."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .nbgrader_private import changed_locked_cells, run_validator_preprocessors
+from .nbgrader_setup import DEFAULT_KERNEL_ENV, environment
+from .notebook import grade_id, nbgrader_meta
+from .reports import ANSI_RE, fmt_points
+
+
+def check_notebook(path, timeout=120, env=None, log=print) -> int:
+    """Run a notebook as the grader would (nbgrader's validator) and say which visible tests fail.
+    Returns 0 when it runs and every test passes, 1 otherwise."""
+    import nbformat
+    from nbgrader import utils
+    from nbgrader.preprocessors import ClearOutput
+    from nbgrader.validator import Validator
+    from .preprocessors import CappedExecute, ResultsAreNotScores, WarningsAreNotErrors
+    from traitlets.config import Config
+    path = Path(path)
+    if not path.exists():
+        raise SystemExit(f"{path} does not exist.")
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as e:
+        log(f"{path} is not a readable notebook ({type(e).__name__}: {e}). Re-download it or open it in "
+            f"Jupyter and save it again.")
+        return 1
+    cfg = Config()
+    cfg.Execute.timeout = int(timeout)
+    validator = Validator(config=cfg)
+    tests = [c for c in nb.cells if nbgrader_meta(c).get("grade") and c.cell_type == "code"]
+    if not tests:
+        log(f"{path} has no graded test cells (nbgrader metadata missing?). Submit the student version you "
+            f"were given; the grader restores stripped metadata but flags it.")
+    changed = [c for c in changed_locked_cells(validator, nb) if not nbgrader_meta(c).get("solution")]
+    validator.preprocessors = [ClearOutput, CappedExecute, WarningsAreNotErrors, ResultsAreNotScores]
+    with environment(env if env is not None else dict(DEFAULT_KERNEL_ENV)):
+        executed = run_validator_preprocessors(validator, nbformat.read(str(path), as_version=4))
+    problems = 0
+    for c in changed:
+        log(f"WARNING: test cell {grade_id(c)} was edited; the grader puts the original back, so your edit "
+            f"will not count.")
+    for i, cell in enumerate(executed.cells):
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        nbg = nbgrader_meta(cell)
+        label = grade_id(cell) or f"cell {i}"
+        if nbg.get("grade"):
+            score, max_score = utils.determine_grade(cell)
+            if errors or (score is not None and score < max_score):
+                problems += 1
+                msg = ANSI_RE.sub("", f"{errors[0].get('ename')}: {errors[0].get('evalue')}") if errors else \
+                    "partial credit"
+                if errors and errors[0].get("ename") == "NotImplementedError":
+                    msg = "not answered yet (the exercise still raises NotImplementedError)"
+                log(f"FAIL  {label} ({fmt_points(max_score)} points): {msg}")
+            else:
+                log(f"ok    {label} ({fmt_points(max_score)} points)")
+        elif errors and not any("NotImplementedError" == o.get("ename") for o in errors):
+            problems += 1
+            msg = ANSI_RE.sub("", f"{errors[0].get('ename')}: {errors[0].get('evalue')}")
+            log(f"ERROR {label} does not run: {msg}")
+        elif errors:
+            problems += 1
+            log(f"TODO  {label}: still raises NotImplementedError (exercise not done)")
+    log("All visible tests pass and the notebook runs. Hidden tests run at grading time." if problems == 0
+        else f"{problems} problem(s) above. Fix them and run the check again.")
+    return 0 if problems == 0 else 1
+
