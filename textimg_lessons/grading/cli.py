@@ -39,7 +39,10 @@ def _cmd_collect(args):
 def _cmd_autograde(args):
     from .autograding import autograde
     from .nbgrader_setup import parse_env
-    results = autograde(args.course, args.timeout, args.chapter or None, args.student or None, parse_env(args.env))
+    from .sandbox import Limits
+    limits = Limits(memory_bytes=int(args.memory_gb * 2**30))
+    results = autograde(args.course, args.timeout, args.chapter or None, args.student or None, parse_env(args.env),
+                        jobs=args.jobs, unsandboxed=args.unsandboxed, limits=limits)
     failed = sum(r["status"] != "graded" for r in results.values())
     flagged = sum(bool(r["flags"]) for r in results.values())
     print(f"{len(results)} submissions: {len(results) - failed} graded, {failed} could not be graded, "
@@ -110,6 +113,13 @@ def register(subparsers) -> None:
     p.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
     p.add_argument("--env", action="append", metavar="NAME=VALUE",
                    help="kernel environment; default TEXTIMG_FAST=1 TEXTIMG_OFFLINE=1 (e.g. --env TEXTIMG_FAST=0)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="submissions graded at once (default: one per CPU core)")
+    p.add_argument("--memory-gb", type=float, default=8, metavar="GB",
+                   help="memory limit of each grading kernel (default 8)")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="grade even though no sandbox (bubblewrap) is available: submissions then run with YOUR "
+                        "rights and can read or change your files, the gradebook included")
     p.set_defaults(func=_instructor(_cmd_autograde))
 
     p = subparsers.add_parser("export", help="gradebook CSV: student, chapter, exercise, points, max_points, flags")

@@ -22,6 +22,12 @@ class CappedExecute(Execute):
     max_data_chars = Integer(2_000_000, help="characters of rich output (images, HTML) kept per cell"
                              ).tag(config=True)
 
+    def __init__(self, *args, **kwargs):
+        from . import sandbox
+        if sandbox.current() is not None:  # autograde set up a sandbox for this submission: start the kernel in it
+            kwargs["kernel_manager_class"] = sandbox.kernel_manager_class()
+        super().__init__(*args, **kwargs)
+
     def output(self, outs, msg, display_id, cell_index):
         used = getattr(self, "_textimg_used", None)
         if used is None or used[0] != cell_index:
@@ -88,3 +94,15 @@ class MarkHiddenTests(NbGraderPreprocessor):
             cell.source = _mark_hidden(cell.source)
         return cell, resources
 
+
+
+class InstrumentTests(NbGraderPreprocessor):
+    """Add the grader's probe, recorder, visible-part and proof cells around every test cell (instrument.py),
+    after nbgrader has put the original tests back. Does nothing outside `textimg-lessons autograde`."""
+
+    def preprocess(self, nb, resources):
+        from . import instrument
+        setup = instrument.current()
+        if setup is not None:
+            nb = instrument.instrument(nb, setup)
+        return nb, resources

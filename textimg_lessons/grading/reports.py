@@ -11,9 +11,9 @@ import io
 import re
 from pathlib import Path
 
+from . import gradebook
 from .layout import course_folder, gradebook_url, load_flags, read_release, submissions
-from .notebook import grade_id, graded_ids, nbgrader_meta, strip_hidden
-from .preprocessors import HIDDEN_MARK
+from .notebook import grade_id, graded_ids, is_test_cell, strip_hidden
 
 CSV_COLUMNS = ["student", "chapter", "exercise", "points", "max_points", "flags"]
 
@@ -22,28 +22,45 @@ def fmt_points(x) -> str:
     return f"{float(x):g}"
 
 
+def _scores(gb, chapter, student) -> tuple:
+    """({grade_id: the grader's score}, flags for manual scores set since): export and feedback use only the
+    scores autograde computed; a manual score (nbgrader's formgrader, or anything else that wrote one) is
+    reported, never silently added."""
+    from nbgrader.api import MissingEntry
+    try:
+        sub = gb.find_submission_notebook(chapter, chapter, student)
+    except MissingEntry:
+        return None, ["not-graded"]
+    scores = {g.name: g.auto_score for g in sub.grades}
+    manual = [f"manual-score-ignored:{g.name}={g.manual_score:g}" for g in sub.grades if g.manual_score is not None]
+    return scores, manual
+
+
+def _open_gradebook(course: Path):
+    from nbgrader.api import Gradebook
+    gradebook.require(course)
+    return Gradebook(gradebook_url(course))
+
+
 def gradebook_rows(course) -> list:
     """Rows (dicts with CSV_COLUMNS) for every submission in submitted/, one per graded test cell."""
-    from nbgrader.api import Gradebook, MissingEntry
     course = course_folder(course)
     flags = load_flags(course)
     rows = []
-    with Gradebook(gradebook_url(course)) as gb:
+    with _open_gradebook(course) as gb:
         for student, chapter in submissions(course):
+            gradebook.require_chapter(gb, course, chapter)
             rel = read_release(course, chapter)
             maxima = {g.name: g.max_score for g in gb.find_notebook(chapter, chapter).grade_cells}
             info = flags.get(f"{student}/{chapter}")
             if info is None:
                 status, sflags = "not-graded", ["not-graded"]
             else:
-                status, sflags = info["status"], info["flags"]
+                status, sflags = info["status"], list(info["flags"])
             scores = {}
             if status == "graded":
-                try:
-                    sub = gb.find_submission_notebook(chapter, chapter, student)
-                    scores = {g.name: g.score for g in sub.grades}
-                except MissingEntry:
-                    sflags = sflags + ["not-graded"]
+                scores, extra = _scores(gb, chapter, student)
+                scores, sflags = scores or {}, sflags + extra
             for gid in graded_ids(rel):
                 rows.append({"student": student, "chapter": chapter, "exercise": gid,
                              "points": fmt_points(scores.get(gid) or 0),
@@ -75,34 +92,29 @@ def export(course, csv_path, force=False, log=print) -> int:
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _visible_outcome(cell, score, max_score):
-    """(result text, visible stdout) for a graded test cell, never showing hidden-test details."""
-    stdout, hidden_started, error = [], False, None
-    for out in cell.get("outputs", []):
-        kind = out.get("output_type")
-        if kind == "stream" and not hidden_started:
-            text = out.get("text", "")
-            if HIDDEN_MARK in text:
-                text = text.split(HIDDEN_MARK)[0]
-                hidden_started = True
-            stdout.append(text)
-        elif kind == "stream" and HIDDEN_MARK in out.get("text", ""):
-            hidden_started = True
-        elif kind == "error" and (error is None or out.get("ename") == "CellTimeoutError"):
-            error = out  # a timeout shows up as KeyboardInterrupt (the interrupt) and then CellTimeoutError
-    if error is not None:
-        if error.get("ename") == "CellTimeoutError":
-            result = "timed out: the test did not finish within the time limit"
-        elif hidden_started:
-            result = "a hidden test failed"
-        else:
-            msg = ANSI_RE.sub("", f"{error.get('ename')}: {error.get('evalue')}")
-            result = "failed: " + (msg if len(msg) <= 2000 else msg[:2000] + " ...")
-    elif score is not None and max_score and score < max_score:
-        result = "partial credit"
+def _result(outcome, score, max_score) -> tuple:
+    """(result text, visible printed text) of one test for the feedback page. Only the visible part's output
+    and error are ever shown; what the graded cell printed or raised may come from a hidden test."""
+    if outcome is None:
+        return "not run: see the notes above", ""
+    hidden = outcome.hidden
+    shown = outcome.split or not hidden
+    error = outcome.visible_error if shown else None
+    text = outcome.visible_text if shown else ""
+    if error is not None and error.get("ename") == "CellTimeoutError":
+        result = "timed out: the test did not finish within the time limit"
+    elif error is not None:
+        msg = ANSI_RE.sub("", f"{error.get('ename')}: {error.get('evalue')}")
+        result = "failed: " + (msg if len(msg) <= 2000 else msg[:2000] + " ...")
+    elif outcome.graded_error is not None and outcome.graded_error.get("ename") == "CellTimeoutError":
+        result = "timed out: the test did not finish within the time limit"
+    elif outcome.graded_error is not None:
+        result = "a hidden test failed" if hidden else "failed"
+    elif not outcome.passed or (score is not None and max_score and score < max_score):
+        result = "not counted: " + ("; ".join(outcome.flags) or "the grader could not confirm that this test ran")
     else:
         result = "passed"
-    text = ANSI_RE.sub("", "".join(stdout))
+    text = ANSI_RE.sub("", text)
     if len(text) > 4000:
         text = text[:4000] + "\n... (output shortened)"
     return result, text
@@ -113,18 +125,18 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;t
 pre{background:#f6f6f6;padding:.6rem;overflow-x:auto}.passed{color:#17702a}.failed{color:#a11}"""
 
 
-def feedback_html(student, chapter, graded_nb, scores, maxima, flags, graded=True) -> str:
+def feedback_html(student, chapter, release_nb, scores, maxima, flags, outcomes=None) -> str:
     """One student's feedback page: score per exercise, visible tests and their messages only.
-    With graded=False (the submission could not be graded) every test shows as not graded."""
+    Without outcomes (the submission could not be graded) every test shows as not graded."""
     e = html.escape
     total, total_max = sum(scores.get(g) or 0 for g in maxima), sum(maxima.values())
     rows, details = [], []
-    for cell in graded_nb.cells:
+    for cell in release_nb.cells:
         gid = grade_id(cell)
-        if not (nbgrader_meta(cell).get("grade") and cell.cell_type == "code" and gid in maxima):
+        if not (is_test_cell(cell) and gid in maxima):
             continue
-        result, stdout = _visible_outcome(cell, scores.get(gid), maxima[gid]) if graded else \
-            ("not graded: see the notes above", "")
+        result, stdout = _result(outcomes.get(gid), scores.get(gid), maxima[gid]) if outcomes is not None \
+            else ("not graded: see the notes above", "")
         cls = "passed" if result == "passed" else "failed"
         rows.append(f"<tr><td>{e(gid)}</td><td>{fmt_points(scores.get(gid) or 0)}</td>"
                     f"<td>{fmt_points(maxima[gid])}</td><td class={cls}>{e(result)}</td></tr>")
@@ -144,28 +156,27 @@ def feedback_html(student, chapter, graded_nb, scores, maxima, flags, graded=Tru
 def feedback(course, out_dir=None, log=print) -> list:
     """Write feedback/<student>/<chapter>/<chapter>.html for every graded submission; return the paths."""
     import nbformat
-    from nbgrader.api import Gradebook
+    from .scoring import read_outcomes
     course = course_folder(course)
     out_dir = Path(out_dir) if out_dir else course / "feedback"
     flags = load_flags(course)
     written = []
-    with Gradebook(gradebook_url(course)) as gb:
+    with _open_gradebook(course) as gb:
         for student, chapter in submissions(course):
+            gradebook.require_chapter(gb, course, chapter)
             info = flags.get(f"{student}/{chapter}", {"status": "not-graded", "flags": ["not-graded"]})
             maxima = {g.name: g.max_score for g in gb.find_notebook(chapter, chapter).grade_cells}
             rel = read_release(course, chapter)
             graded = course / "autograded" / student / chapter / f"{chapter}.ipynb"
-            if info["status"] == "graded" and graded.exists():
-                nb = nbformat.read(str(graded), as_version=4)
-                sub = gb.find_submission_notebook(chapter, chapter, student)
-                scores = {g.name: g.score for g in sub.grades}
-            else:  # not gradable: show the release's visible tests with zero points
-                nb, scores = rel, {}
-            page = feedback_html(student, chapter, nb, scores, maxima, info["flags"], graded=nb is not rel)
+            scores, outcomes, notes = {}, None, list(info["flags"])
+            if info["status"] == "graded" and graded.exists() and info.get("token"):
+                scores, extra = _scores(gb, chapter, student)
+                scores, notes = scores or {}, notes + extra
+                outcomes = read_outcomes(nbformat.read(str(graded), as_version=4), info["token"])
+            page = feedback_html(student, chapter, rel, scores, maxima, notes, outcomes)
             path = out_dir / student / chapter / f"{chapter}.html"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(page)
             written.append(path)
     log(f"wrote {len(written)} feedback files under {out_dir}")
     return written
-

@@ -85,3 +85,19 @@ def restore_structure(release_nb, sub_nb):
     sub_nb.cells = cells
     return sub_nb, flags
 
+
+
+def drop_duplicates(nb):
+    """Jupyter's cell copy keeps nbgrader metadata, so a careless copy-paste gives two cells with one grade_id
+    (nbgrader then fails the whole notebook). Keep the first cell of each grade_id as the graded one; later
+    copies stay in the notebook as plain cells without nbgrader metadata. Returns (notebook, flags)."""
+    seen, flags = set(), []
+    for cell in nb.cells:
+        gid = grade_id(cell)
+        if not gid:
+            continue
+        if gid in seen:
+            cell.metadata.pop("nbgrader", None)
+            flags.append(f"duplicate-cell:{gid}")
+        seen.add(gid)
+    return nb, sorted(set(flags))
