@@ -3,10 +3,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import copy
+
+from . import forbidden
+from .instrument import RunSetup, add_recorders, exercise_of_tests, trusted_roots
 from .nbgrader_private import changed_locked_cells, run_validator_preprocessors
 from .nbgrader_setup import DEFAULT_KERNEL_ENV, environment
 from .notebook import grade_id, nbgrader_meta
 from .reports import ANSI_RE, fmt_points
+from .scoring import read_outcomes
+from .structure import drop_duplicates
+
+
+def chapter_of(path: Path) -> str:
+    """The chapter id in a notebook's file name ('01_backprop' for student/01_backprop.ipynb), else the stem."""
+    for chapter in sorted(forbidden.FORBIDDEN, key=len, reverse=True):
+        if chapter in path.stem:
+            return chapter
+    return path.stem
 
 
 def check_notebook(path, timeout=120, env=None, log=print) -> int:
@@ -27,6 +41,15 @@ def check_notebook(path, timeout=120, env=None, log=print) -> int:
         log(f"{path} is not a readable notebook ({type(e).__name__}: {e}). Re-download it or open it in "
             f"Jupyter and save it again.")
         return 1
+    nb, duplicates = drop_duplicates(nb)
+    for flag in duplicates:
+        log(f"WARNING: {flag.split(':', 1)[1]} appears twice (a copied cell keeps its grading tag). The grader "
+            f"grades the first one and runs the copy as plain code: delete the copy.")
+    chapter = chapter_of(path)
+    setup = RunSetup(trusted=trusted_roots())
+    setup.forbidden, setup.answers = forbidden.per_test(nb, chapter)
+    exercises = exercise_of_tests(nb)
+    static = forbidden.scan(nb, None, chapter)
     cfg = Config()
     cfg.Execute.timeout = int(timeout)
     validator = Validator(config=cfg)
@@ -37,8 +60,17 @@ def check_notebook(path, timeout=120, env=None, log=print) -> int:
     changed = [c for c in changed_locked_cells(validator, nb) if not nbgrader_meta(c).get("solution")]
     validator.preprocessors = [ClearOutput, CappedExecute, WarningsAreNotErrors, ResultsAreNotScores]
     with environment(env if env is not None else dict(DEFAULT_KERNEL_ENV)):
-        executed = run_validator_preprocessors(validator, nbformat.read(str(path), as_version=4))
+        executed = run_validator_preprocessors(validator, add_recorders(copy.deepcopy(nb), setup))
     problems = 0
+    calls = dict(static)
+    for outcome in read_outcomes(executed, setup.token).values():
+        for flag in outcome.flags:
+            if flag.startswith("forbidden-call:") and not flag.endswith("recording stopped"):
+                calls.setdefault(exercises.get(outcome.gid, outcome.gid), []).append(flag.split(":", 2)[2])
+    for exercise, targets in sorted(calls.items()):
+        problems += 1
+        log("NOT ALLOWED " + forbidden.allowed_message(exercise, sorted(set(targets)),
+                                                       forbidden.answer_names(nb).get(exercise, [])))
     for c in changed:
         log(f"WARNING: test cell {grade_id(c)} was edited; the grader puts the original back, so your edit "
             f"will not count.")

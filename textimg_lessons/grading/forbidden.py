@@ -83,21 +83,27 @@ def per_test(release_nb, chapter: str) -> tuple:
             {t: names.get(ex, []) for t, ex in tests.items() if forbidden.get(ex)})
 
 
-def allowed_message(exercise: str, targets: list) -> str:
-    names = ", ".join(t.replace(":", ".").replace("textimg_lessons.", "") for t in targets)
-    return (f"{exercise}: your answer uses {names}, the course's own implementation of this exercise. Write it "
+def allowed_message(exercise: str, targets: list, answers=()) -> str:
+    """What `check` tells a student whose answer calls what the exercise asks them to write."""
+    used = ", ".join(t.replace(":", ".").replace("textimg_lessons.", "") for t in targets)
+    what = f"{', '.join(answers)} ({exercise})" if answers else exercise
+    return (f"{what}: your answer uses {used}, the course's own implementation of this exercise. Write it "
             f"yourself with tensor operations; other functions of torch and of earlier exercises are allowed.")
 
 
 def scan(sub_nb, release_nb, chapter: str) -> dict:
     """Exercise -> forbidden targets the cells the student wrote refer to (imports, aliases, getattr with a
-    constant name, a call through `module.function`). Cells identical to the release's are not scanned."""
-    forbidden = declared(release_nb, chapter)
+    constant name, a call through `module.function`). Cells identical to the release's are not scanned;
+    without a release (`check`), only the solution cells are."""
+    forbidden = declared(release_nb if release_nb is not None else sub_nb, chapter)
     if not forbidden:
         return {}
-    release_sources = {normalise_source(c.source) for c in release_nb.cells if c.cell_type == "code"}
-    cells = [c for c in sub_nb.cells if c.cell_type == "code" and not is_locked(c)
-             and normalise_source(c.source) not in release_sources]
+    if release_nb is None:
+        cells = [c for c in sub_nb.cells if c.cell_type == "code" and nbgrader_meta(c).get("solution")]
+    else:
+        release_sources = {normalise_source(c.source) for c in release_nb.cells if c.cell_type == "code"}
+        cells = [c for c in sub_nb.cells if c.cell_type == "code" and not is_locked(c)
+                 and normalise_source(c.source) not in release_sources]
     trees = [t for t in (parse_cell(c.source) for c in sub_nb.cells if c.cell_type == "code") if t is not None]
     aliases = import_aliases(trees)
     hits = {}

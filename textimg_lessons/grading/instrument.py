@@ -226,10 +226,8 @@ def instrument(nb, setup: RunSetup):
         gid = grade_id(cell)
         cells.append(_code_cell(PROBE.format(expected=setup.expected, names=setup.names, trusted=setup.trusted,
                                              token=setup.token, gid=gid), "probe", gid))
-        targets = setup.forbidden.get(gid, [])
-        if targets:
-            cells.append(_code_cell(RECORD.format(targets=targets, answers=setup.answers.get(gid, []),
-                                                  trusted=setup.trusted), "record", gid))
+        record, report = recorder_cells(gid, setup)
+        cells += record
         visible, graded = split_hidden(cell.source)
         if visible is not None:
             cells.append(_code_cell(visible + proof_line(setup.token, "visible", gid)
@@ -238,9 +236,27 @@ def instrument(nb, setup: RunSetup):
             graded = (f"if globals().pop('_textimg_visible_passed', None) != {gid!r}:\n"
                       f"    raise AssertionError('the visible tests above failed')\n" + graded)
         cell.source = graded + proof_line(setup.token, "passed", gid)
-        cells.append(cell)
-        if targets:
-            cells.append(_code_cell(REPORT.format(token=setup.token, gid=gid), "report", gid))
+        cells += [cell] + report
+    nb.cells = cells
+    return nb
+
+
+def recorder_cells(gid: str, setup: RunSetup) -> tuple:
+    """([record cell], [report cell]) around test `gid` when its exercise may not call some functions."""
+    targets = setup.forbidden.get(gid, [])
+    if not targets:
+        return [], []
+    return ([_code_cell(RECORD.format(targets=targets, answers=setup.answers.get(gid, []), trusted=setup.trusted),
+                        "record", gid)],
+            [_code_cell(REPORT.format(token=setup.token, gid=gid), "report", gid)])
+
+
+def add_recorders(nb, setup: RunSetup):
+    """Only the record/report cells (for `check`, which runs the student's notebook as it is)."""
+    cells = []
+    for cell in nb.cells:
+        record, report = recorder_cells(grade_id(cell), setup) if is_test_cell(cell) else ([], [])
+        cells += record + [cell] + report
     nb.cells = cells
     return nb
 

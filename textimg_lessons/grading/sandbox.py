@@ -187,23 +187,32 @@ def current() -> Sandbox | None:
 
 
 def kernel_manager_class():
-    """The jupyter_client kernel manager that starts kernels inside the current sandbox."""
+    """The jupyter_client kernel manager the grader and `check` use: the kernel listens on Unix sockets in a
+    private folder (no TCP port, so no "Kernel is running over TCP without encryption" warning either),
+    and starts inside the current sandbox when autograde has set one up."""
+    import atexit
     from jupyter_client.manager import AsyncKernelManager
 
-    class SandboxedKernelManager(AsyncKernelManager):
+    class GradingKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             box = current()
-            if box is None:
-                raise RuntimeError("no sandbox is set up for this kernel")
+            if box is not None:
+                folder = box.scratch
+            else:
+                folder = Path(tempfile.mkdtemp(prefix="textimg-kernel-"))
+                atexit.register(shutil.rmtree, folder, True)
             self.transport = "ipc"
-            self.ip = str(box.scratch / "kernel")
-            self.connection_file = str(box.scratch / "kernel.json")
+            self.ip = str(folder / "kernel")
+            self.connection_file = str(folder / "kernel.json")
 
         def format_kernel_cmd(self, extra_arguments=None):
+            cmd = super().format_kernel_cmd(extra_arguments)
+            if current() is None:
+                return cmd
             # A signal would reach bwrap, not the kernel inside it: interrupt with a message instead (the kernel
             # then signals itself), so a cell that runs past its timeout is interrupted, not killed.
             self.kernel_spec.interrupt_mode = "message"
-            return current().wrap(super().format_kernel_cmd(extra_arguments))
+            return current().wrap(cmd)
 
-    return SandboxedKernelManager
+    return GradingKernelManager
