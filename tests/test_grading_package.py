@@ -48,3 +48,38 @@ def test_instructor_commands_without_nbgrader_say_which_extra_to_install(command
     monkeypatch.setattr(grading_cli, "nbgrader_installed", lambda: False)
     assert main(command) == 2
     assert "pip install 'textimg-lessons[instructor]'" in capsys.readouterr().out
+
+
+def test_every_forbidden_function_exists_and_names_an_exercise_of_its_chapter():
+    import importlib
+    import nbformat
+    from textimg_lessons.grading import forbidden
+    for chapter, exercises in forbidden.FORBIDDEN.items():
+        nb = nbformat.read(str(ROOT / "notebooks" / f"{chapter}.ipynb"), 4)
+        solutions = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells
+                     if c.metadata.get("nbgrader", {}).get("solution")}
+        for exercise, targets in exercises.items():
+            assert exercise in solutions, f"{chapter} has no exercise {exercise}"
+            for target in targets:
+                module, _, name = target.partition(":")
+                assert callable(getattr(importlib.import_module(module), name)), target
+
+
+@pytest.mark.parametrize("answer, caught", [
+    ("def linear_backward_ex(dout, X, W):\n    return bp.linear_backward(dout, X, W)", True),
+    ("linear_backward_ex = bp.linear_backward", True),
+    ("from textimg_lessons.backprop import linear_backward as lb\ndef linear_backward_ex(d, X, W):\n"
+     "    return lb(d, X, W)", True),
+    ("def linear_backward_ex(d, X, W):\n    return getattr(bp, 'linear_backward')(d, X, W)", True),
+    ("import textimg_lessons.backprop\nlinear_backward_ex = textimg_lessons.backprop.linear_backward", True),
+    ("def linear_backward_ex(dout, X, W):\n    return dout @ W, dout.T @ X, dout.sum(0)", False),
+    ("def linear_backward_ex(dout, X, W):\n    bp.linear_forward(X, W, None)\n    return dout @ W, dout.T @ X, "
+     "dout.sum(0)", False),
+])
+def test_static_scan_finds_answers_that_call_the_course_implementation(answer, caught):
+    import nbformat
+    from textimg_lessons.grading import forbidden
+    from grading_fixtures.synthetic import answer as make
+    master = nbformat.read(str(ROOT / "notebooks" / "01_backprop.ipynb"), 4)
+    found = forbidden.scan(make(master, {"ex3_linear_backward": answer}), master, "01_backprop")
+    assert (found == {"ex3_linear_backward": ["textimg_lessons.backprop:linear_backward"]}) == caught, found

@@ -111,7 +111,8 @@ def double_ex(x):
     patcher = ('def relu_backward_ex(dout, Z):\n    return Z\nimport textimg_lessons.checks as ck\n'
                'exec("ck.check_close = lambda *a, **k: 0.0")\nexec("check_close = ck.check_close")')
     out["patcher"] = (_sub(master, relu=patcher, double="def double_ex(x):\n    return x"), [0, 0],
-                      ["monkeypatch-runtime:textimg_lessons.checks.check_close", "monkeypatch-runtime:name check_close"])
+                      ["monkeypatch-runtime:textimg_lessons.checks.check_close",
+                       "monkeypatch-runtime:name check_close"])
     # 7. careless: a solution cell and a test cell copied with their nbgrader metadata
     nb = _sub(master)
     dup_solution = copy.deepcopy(nb.cells[1])

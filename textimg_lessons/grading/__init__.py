@@ -18,7 +18,13 @@ One file per command or concern, in the spirit of nbgrader's own layout:
     pysource         cells as Python syntax trees, for the static scans
     releasing, collecting, autograding, reports (export, feedback), check, demo: one command each
     structure        pre-grading repair: stripped metadata, deleted/edited/duplicated cells
-    monkeypatch      replaced functions: static scan and runtime probe
+    monkeypatch      replaced functions: static scan, and what the runtime probe compares against
+    forbidden        what each exercise may not call (the course's own implementation), static scan
+    sandbox          bubblewrap around each grading kernel: what it can read, write and reach
+    instrument       the grader's cells: probes, call recorders, visible/hidden split, proof lines
+    scoring          test outcomes read outside the kernel -> scores and flags
+    gradebook        backups, checks, and the only writes of scores
+    throughput       `grading-throughput`: submissions per minute for planning a class
     cli              the subcommands (imports neither nbgrader nor torch)
 
 nbgrader does the grading. This package adds what a course needs around it, and every finding becomes a
@@ -39,6 +45,7 @@ _EXPORTS = {
     "notebook": ["HIDDEN_BEGIN", "HIDDEN_END", "nbgrader_meta", "grade_id", "graded_ids", "strip_hidden",
                  "is_locked"],
     "preprocessors": ["CappedExecute", "WarningsAreNotErrors", "ResultsAreNotScores", "MarkHiddenTests",
+                      "InstrumentTests",
                       "TRUNCATION_NOTE", "HIDDEN_MARK"],
     "releasing": ["release", "chapters_with_exercises", "write_student_version"],
     "collecting": ["collect", "match_submission", "student_slug"],
@@ -46,6 +53,8 @@ _EXPORTS = {
     "monkeypatch": ["scan_monkeypatching", "protected_names", "expected_package_functions", "expected_names",
                     "PROTECTED", "WATCHED_ROOTS"],
     "autograding": ["autograde"],
+    "sandbox": ["sandbox_problem", "Limits"],
+    "forbidden": ["FORBIDDEN"],
     "reports": ["export", "feedback", "feedback_html", "gradebook_rows", "CSV_COLUMNS"],
     "check": ["check_notebook"],
     "demo": ["demo_submission", "demo_submissions", "DEMO_VARIANTS", "DEMO_FILES"],

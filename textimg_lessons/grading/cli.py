@@ -73,6 +73,11 @@ def _cmd_demo(args):
     return 0
 
 
+def _cmd_throughput(args):
+    from .throughput import main
+    return main(args)
+
+
 def _instructor(handler):
     """Run `handler` only when nbgrader is installed."""
     def run(args):
@@ -139,6 +144,16 @@ def register(subparsers) -> None:
     p.add_argument("--env", action="append", metavar="NAME=VALUE",
                    help="kernel environment; default TEXTIMG_FAST=1 TEXTIMG_OFFLINE=1")
     p.set_defaults(func=_instructor(_cmd_check))
+
+    p = subparsers.add_parser("grading-throughput", help="measure autograde's submissions per minute (uses all CPUs)",
+                              description="Grade N generated submissions of a chapter once per --jobs value and "
+                                          "write the submissions per minute as JSON.")
+    p.add_argument("--chapter", default="01_backprop", metavar="CH")
+    p.add_argument("--submissions", type=int, default=50, metavar="N")
+    p.add_argument("--jobs", type=int, action="append", metavar="N", help="repeatable (default: 1 and 2)")
+    p.add_argument("--timeout", type=int, default=300, metavar="S", help="seconds per cell (default 300)")
+    p.add_argument("--out", default="grading_throughput.json", metavar="PATH")
+    p.set_defaults(func=_instructor(_cmd_throughput))
 
     p = subparsers.add_parser("demo-submissions", help="write demo submissions (correct/partial/wrong/broken)")
     p.add_argument("chapters", nargs="*", metavar="CHAPTER")

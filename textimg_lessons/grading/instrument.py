@@ -10,8 +10,8 @@ After nbgrader has put the original test cells back, each graded test cell becom
     test     (graded)    the hidden part (or the whole test when it has none), then a proof line
     report   (inserted)  stops the recording and prints the calls seen
 
-Every line the grader relies on starts with a random token made for this run, and the token is written
-into the cells only when they run. A test cell whose proof line is missing scores 0 (something stopped it
+Every line the grader relies on starts with a random token made for this submission's run; the kernel
+first sees it when the first grader cell runs, after the student's first cells. A test cell whose proof line is missing scores 0 (something stopped it
 from running as written: an input transformer, a patched `print`, an exception swallowed by a hook).
 Feedback shows only the visible cell's printed text and error, so nothing a hidden test computes or prints
 can reach a student, whatever the submission does to `print`.
