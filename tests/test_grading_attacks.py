@@ -151,3 +151,13 @@ def test_check_warns_about_copied_cells_and_answers_that_call_the_course_impleme
     assert cli(["check", str(tmp_path / "sneaky" / "01_guard.ipynb"), "--timeout", str(TIMEOUT)]) == 1
     out = capfd.readouterr().out
     assert "relu_backward_ex" in out and "backprop.relu_backward" in out and "Write it yourself" in out
+
+
+def test_check_works_without_nbgrader_as_on_a_plain_install(batch, tmp_path, capfd, monkeypatch):
+    from textimg_lessons.grading import cli as grading_cli
+    monkeypatch.setattr(grading_cli, "nbgrader_installed", lambda: False)
+    nb = A.attacks(A.guard_master(), batch["course"], tmp_path)["direct"][0]
+    S.write(nb, tmp_path / "direct" / "01_guard.ipynb")
+    assert cli(["check", str(tmp_path / "direct" / "01_guard.ipynb"), "--timeout", str(TIMEOUT)]) == 1
+    out = capfd.readouterr().out
+    assert "NOT ALLOWED relu_backward_ex (ex1_relu)" in out and "ok    ex2_double_test (3 points)" in out

@@ -41,7 +41,7 @@ def test_old_course_configs_still_find_the_preprocessors():
 
 
 @pytest.mark.parametrize("command", [["autograde", "--course", "x"], ["export", "--course", "x", "--csv", "y"],
-                                     ["release", "--course", "x"], ["check", "nb.ipynb"]])
+                                     ["release", "--course", "x"], ["feedback", "--course", "x"]])
 def test_instructor_commands_without_nbgrader_say_which_extra_to_install(command, monkeypatch, capsys):
     from textimg_lessons.grading import cli as grading_cli
     from textimg_lessons.cli import main

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import copy
 
-from . import forbidden
+from . import cli, forbidden
 from .instrument import RunSetup, add_recorders, exercise_of_tests, trusted_roots
 from .nbgrader_private import changed_locked_cells, run_validator_preprocessors
 from .nbgrader_setup import DEFAULT_KERNEL_ENV, environment
@@ -23,15 +23,41 @@ def chapter_of(path: Path) -> str:
     return path.stem
 
 
-def check_notebook(path, timeout=120, env=None, log=print) -> int:
-    """Run a notebook as the grader would (nbgrader's validator) and say which visible tests fail.
-    Returns 0 when it runs and every test passes, 1 otherwise."""
-    import nbformat
-    from nbgrader import utils
+def _run_like_nbgrader(nb, timeout: int) -> tuple:
+    """(executed notebook, edited test cells) with nbgrader's validator and the grader's preprocessors."""
     from nbgrader.preprocessors import ClearOutput
     from nbgrader.validator import Validator
-    from .preprocessors import CappedExecute, ResultsAreNotScores, WarningsAreNotErrors
     from traitlets.config import Config
+    from .preprocessors import CappedExecute, ResultsAreNotScores, WarningsAreNotErrors
+    cfg = Config()
+    cfg.Execute.timeout = int(timeout)
+    validator = Validator(config=cfg)
+    changed = [c for c in changed_locked_cells(validator, nb) if not nbgrader_meta(c).get("solution")]
+    validator.preprocessors = [ClearOutput, CappedExecute, WarningsAreNotErrors, ResultsAreNotScores]
+    return run_validator_preprocessors(validator, nb), changed
+
+
+def _run_plain(nb, timeout: int) -> tuple:
+    """(executed notebook, []) with nbclient alone: a plain install (e.g. Colab) has no nbgrader. The
+    verdicts are the same (a test fails when it raises); edited test cells cannot be detected without it."""
+    import os
+    from nbclient import NotebookClient
+    from .sandbox import kernel_manager_class
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    extra = {"kernel_manager_class": kernel_manager_class()} if os.name == "posix" else {}
+    NotebookClient(nb, timeout=int(timeout), allow_errors=True, kernel_name="python3", **extra).execute()
+    return nb, []
+
+
+def check_notebook(path, timeout=120, env=None, log=print) -> int:
+    """Run a notebook as the grader would (nbgrader's validator when installed) and say which visible tests
+    fail. Returns 0 when it runs and every test passes, 1 otherwise."""
+    try:
+        import nbformat
+    except ImportError:
+        raise SystemExit("check needs Jupyter's notebook tools: pip install jupyterlab") from None
     path = Path(path)
     if not path.exists():
         raise SystemExit(f"{path} does not exist.")
@@ -50,17 +76,13 @@ def check_notebook(path, timeout=120, env=None, log=print) -> int:
     setup.forbidden, setup.answers = forbidden.per_test(nb, chapter)
     exercises = exercise_of_tests(nb)
     static = forbidden.scan(nb, None, chapter)
-    cfg = Config()
-    cfg.Execute.timeout = int(timeout)
-    validator = Validator(config=cfg)
     tests = [c for c in nb.cells if nbgrader_meta(c).get("grade") and c.cell_type == "code"]
     if not tests:
         log(f"{path} has no graded test cells (nbgrader metadata missing?). Submit the student version you "
             f"were given; the grader restores stripped metadata but flags it.")
-    changed = [c for c in changed_locked_cells(validator, nb) if not nbgrader_meta(c).get("solution")]
-    validator.preprocessors = [ClearOutput, CappedExecute, WarningsAreNotErrors, ResultsAreNotScores]
+    run = _run_like_nbgrader if cli.nbgrader_installed() else _run_plain
     with environment(env if env is not None else dict(DEFAULT_KERNEL_ENV)):
-        executed = run_validator_preprocessors(validator, add_recorders(copy.deepcopy(nb), setup))
+        executed, changed = run(add_recorders(copy.deepcopy(nb), setup), timeout)
     problems = 0
     calls = dict(static)
     for outcome in read_outcomes(executed, setup.token).values():
@@ -81,11 +103,10 @@ def check_notebook(path, timeout=120, env=None, log=print) -> int:
         nbg = nbgrader_meta(cell)
         label = grade_id(cell) or f"cell {i}"
         if nbg.get("grade"):
-            score, max_score = utils.determine_grade(cell)
-            if errors or (score is not None and score < max_score):
+            max_score = nbg.get("points", 0)  # all or nothing per test cell, as the grader scores it
+            if errors:
                 problems += 1
-                msg = ANSI_RE.sub("", f"{errors[0].get('ename')}: {errors[0].get('evalue')}") if errors else \
-                    "partial credit"
+                msg = ANSI_RE.sub("", f"{errors[0].get('ename')}: {errors[0].get('evalue')}")
                 if errors and errors[0].get("ename") == "NotImplementedError":
                     msg = "not answered yet (the exercise still raises NotImplementedError)"
                 log(f"FAIL  {label} ({fmt_points(max_score)} points): {msg}")

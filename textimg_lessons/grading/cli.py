@@ -143,7 +143,7 @@ def register(subparsers) -> None:
     p.add_argument("--timeout", type=int, default=600, metavar="S", help="seconds per cell (default 600)")
     p.add_argument("--env", action="append", metavar="NAME=VALUE",
                    help="kernel environment; default TEXTIMG_FAST=1 TEXTIMG_OFFLINE=1")
-    p.set_defaults(func=_instructor(_cmd_check))
+    p.set_defaults(func=_cmd_check)
 
     p = subparsers.add_parser("grading-throughput", help="measure autograde's submissions per minute (uses all CPUs)",
                               description="Grade N generated submissions of a chapter once per --jobs value and "
