@@ -11,7 +11,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from .layout import GRADEBOOK, gradebook_url, released_chapters, utc_stamp
+from .layout import GRADEBOOK, gradebook_url, utc_stamp
 
 
 class GradebookProblem(SystemExit):
@@ -116,16 +116,3 @@ def verify(course: Path, graded: dict) -> None:
                 if stored is None or abs(stored - score) > 1e-9:
                     raise GradebookProblem(f"the gradebook did not keep {student}/{chapter} {gid} ({stored} instead "
                                            f"of {score}): {restore_hint(course)}.")
-
-
-def released_but_unknown(course: Path) -> list:
-    """Released chapters the gradebook does not know (it was replaced by an older or empty one)."""
-    from nbgrader.api import Gradebook, MissingEntry
-    missing = []
-    with Gradebook(gradebook_url(course)) as gb:
-        for chapter in released_chapters(course):
-            try:
-                gb.find_notebook(chapter, chapter)
-            except MissingEntry:
-                missing.append(chapter)
-    return missing
