@@ -106,8 +106,9 @@ def double_ex(x):
               '    return getattr(mod, "relu" + "_backward")(dout, Z)')
     out["sneaky"] = (_sub(master, relu=sneaky), [0, 3], [f"forbidden-call:ex1_relu_test:{FORBIDDEN}"])
     # 6. a tracer, and the check helper replaced (module attribute and the name the tests use)
-    tracer = RELU_OK + "\nimport sys\nsys.settrace(lambda *a: None)"
-    out["tracer"] = (_sub(master, relu=tracer), [0, 0], ["tracer:sys.settrace"])
+    tracer = (RELU_OK + "\nimport sys, threading, time\nsys.settrace(lambda *a: None)\n"
+              "threading.Thread(target=lambda: time.sleep(600), daemon=True).start()")
+    out["tracer"] = (_sub(master, relu=tracer), [0, 0], ["tracer:sys.settrace", "thread:Thread"])
     patcher = ('def relu_backward_ex(dout, Z):\n    return Z\nimport textimg_lessons.checks as ck\n'
                'exec("ck.check_close = lambda *a, **k: 0.0")\nexec("check_close = ck.check_close")')
     out["patcher"] = (_sub(master, relu=patcher, double="def double_ex(x):\n    return x"), [0, 0],

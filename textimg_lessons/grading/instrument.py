@@ -143,6 +143,10 @@ def _textimg_probe(expected={expected!r}, names={names!r}, trusted={trusted!r}):
                 bad.append("hook:" + what)
     if ip.custom_exceptions:
         bad.append("hook:custom exception handler")
+    for thread in threading.enumerate():  # a thread of the student's could undo and redo a patch around a probe
+        target = getattr(thread, "_target", None) or getattr(type(thread), "run", None)
+        if origin(target) is not None:
+            bad.append("thread:" + type(thread).__name__)
     for name in ("run_cell", "run_cell_async", "run_ast_nodes", "run_code", "transform_cell", "showtraceback",
                  "_showtraceback", "get_exception_only"):
         if origin(vars(ip)[name] if name in vars(ip) else getattr(type(ip), name, None)) is not None:
