@@ -90,12 +90,12 @@ def _kill_kernels() -> int:
 
 def _post_scan(nb) -> list:
     """Flags for output that was cut and cells that timed out."""
+    from .preprocessors import TRUNCATION_NOTE
     flags = set()
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         texts = [o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
-        from .preprocessors import TRUNCATION_NOTE
         if any(TRUNCATION_NOTE in t for t in texts):
             flags.add("output-truncated")
         kind = instrument.inserted_kind(cell)

@@ -23,8 +23,9 @@ def measure(chapter="01_backprop", n=50, jobs_list=(1, 2), timeout=300, notebook
     from .collecting import collect
     from .demo import DEMO_VARIANTS, demo_submission
     from .releasing import release
+    from .reports import gradebook_rows
     notebooks_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
-    runs = []
+    runs, tables = [], []
     with tempfile.TemporaryDirectory(prefix="textimg-throughput-") as tmp:
         course, drop = Path(tmp) / "course", Path(tmp) / "drop"
         release(course, [chapter], notebooks_dir, log=lambda *a: None)
@@ -40,11 +41,13 @@ def measure(chapter="01_backprop", n=50, jobs_list=(1, 2), timeout=300, notebook
             results = autograde(course, timeout=timeout, jobs=jobs, log=lambda *a: None)
             seconds = time.perf_counter() - start
             graded = sum(r["status"] == "graded" for r in results.values())
+            tables.append(gradebook_rows(course))
             runs.append({"jobs": jobs, "seconds": round(seconds, 1), "graded": graded,
                          "submissions_per_minute": round(60 * len(results) / seconds, 2)})
             log(f"{jobs} job(s): {len(results)} submissions in {seconds:.0f} s = "
                 f"{runs[-1]['submissions_per_minute']} per minute ({graded} graded)")
     return {"chapter": chapter, "submissions": n, "cell_timeout_s": timeout, "runs": runs,
+            "same_grades_for_every_jobs_value": all(t == tables[0] for t in tables),
             "cpu_count": os.cpu_count(), "sandboxed": sandbox.sandbox_problem() is None,
             "kernel_env": {"TEXTIMG_FAST": "1", "TEXTIMG_OFFLINE": "1"}, "python": platform.python_version()}
 
