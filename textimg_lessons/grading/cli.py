@@ -107,7 +107,7 @@ def register(subparsers) -> None:
     p.add_argument("--chapter", metavar="CH", help="the chapter these files belong to when names lack it")
     p.add_argument("--force", action="store_true",
                    help="replace existing different submissions (old copies go to backups/submitted/)")
-    p.set_defaults(func=_cmd_collect)
+    p.set_defaults(func=_instructor(_cmd_collect))
 
     p = subparsers.add_parser("autograde", help="grade every submission with nbgrader, each on its own",
                               description="Grade every submission (or the chapters/students given), each in its "
@@ -160,4 +160,4 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--notebooks", metavar="DIR", help="master notebooks (default: the repository's notebooks/)")
     p.add_argument("--zip", metavar="PATH", help="also write the files as one zip, as an LMS download")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_instructor(_cmd_demo))

@@ -154,7 +154,7 @@ class Sandbox:
             if (Path("/etc") / name).exists():
                 args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
         for path in _python_paths():
-            if str(path) != "/usr":
+            if path not in (Path("/"), Path("/usr")):  # a Python installed at / would otherwise expose everything
                 args += ["--ro-bind", str(path), str(path)]
         package = _package_dir()
         args += ["--ro-bind", str(package), str(package)]
