@@ -83,3 +83,24 @@ def test_static_scan_finds_answers_that_call_the_course_implementation(answer, c
     master = nbformat.read(str(ROOT / "notebooks" / "01_backprop.ipynb"), 4)
     found = forbidden.scan(make(master, {"ex3_linear_backward": answer}), master, "01_backprop")
     assert (found == {"ex3_linear_backward": ["textimg_lessons.backprop:linear_backward"]}) == caught, found
+
+
+@pytest.mark.parametrize("answer, caught", [
+    ("@torch.no_grad()\ndef sample_ex(model, e, n, g):\n    return None", False),   # decorated like C.sample
+    ("sample_ex = C.sample", True),
+    ("import functools\nsample_ex = functools.partial(C.sample)", True),
+])
+def test_recorder_knows_an_answer_that_is_the_course_function_but_not_a_shared_decorator(answer, caught):
+    """torch.no_grad() gives every decorated function the same code object: the recorder must compare the
+    functions underneath, or every decorated answer would count as calling the course's function."""
+    from textimg_lessons.grading import instrument
+    namespace = {}
+    exec("import torch\nfrom textimg_lessons import conditional as C\n" + answer, namespace)
+    source = instrument.RECORD.format(targets=["textimg_lessons.conditional:sample"], answers=["sample_ex"],
+                                      trusted=instrument.trusted_roots())
+    try:
+        exec(source, namespace)
+    finally:
+        sys.setprofile(None)
+    recorder, seen = namespace["_textimg_recording"]
+    assert (seen == ["textimg_lessons.conditional:sample"]) == caught, seen

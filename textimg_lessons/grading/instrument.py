@@ -169,7 +169,11 @@ def _textimg_record(targets={targets!r}, answers={answers!r}, trusted={trusted!r
                 obj = getattr(obj, part)
         except Exception:
             continue
-        obj = getattr(obj, "__func__", obj)
+        for _ in range(10):  # the function itself, not a decorator's shared wrapper (e.g. torch.no_grad)
+            inner = getattr(obj, "__wrapped__", None) or getattr(obj, "__func__", None)
+            if inner is None:
+                break
+            obj = inner
         if hasattr(obj, "__code__"):
             codes[obj.__code__] = target
     user = globals()
