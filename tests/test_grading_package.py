@@ -85,6 +85,16 @@ def test_static_scan_finds_answers_that_call_the_course_implementation(answer, c
     assert (found == {"ex3_linear_backward": ["textimg_lessons.backprop:linear_backward"]}) == caught, found
 
 
+def test_static_scan_lets_one_exercise_use_what_another_may_not():
+    import nbformat
+    from textimg_lessons.grading import forbidden
+    from grading_fixtures.synthetic import answer as make
+    master = nbformat.read(str(ROOT / "notebooks" / "01_backprop.ipynb"), 4)
+    checking_itself = ("def linear_backward_ex(dout, X, W):\n    dX = dout @ W\n"
+                       "    assert numerical_gradient is not None\n    return dX, dout.T @ X, dout.sum(0)")
+    assert forbidden.scan(make(master, {"ex3_linear_backward": checking_itself}), master, "01_backprop") == {}
+
+
 @pytest.mark.parametrize("answer, caught", [
     ("@torch.no_grad()\ndef sample_ex(model, e, n, g):\n    return None", False),   # decorated like C.sample
     ("sample_ex = C.sample", True),

@@ -93,8 +93,9 @@ def allowed_message(exercise: str, targets: list, answers=()) -> str:
 
 def scan(sub_nb, release_nb, chapter: str) -> dict:
     """Exercise -> forbidden targets the cells the student wrote refer to (imports, aliases, getattr with a
-    constant name, a call through `module.function`). Cells identical to the release's are not scanned;
-    without a release (`check`), only the solution cells are."""
+    constant name, a call through `module.function`): the exercise's own solution cell and cells the student
+    added. Cells identical to the release's are not scanned; without a release (`check`), only the solution
+    cells are."""
     forbidden = declared(release_nb if release_nb is not None else sub_nb, chapter)
     if not forbidden:
         return {}
@@ -112,7 +113,10 @@ def scan(sub_nb, release_nb, chapter: str) -> dict:
         if tree is None:
             continue
         refs = _references(tree, aliases)
+        owner = grade_id(cell) if nbgrader_meta(cell).get("solution") else None
         for exercise, targets in forbidden.items():
+            if owner not in (None, exercise):  # another exercise's answer may use it (e.g. to check itself)
+                continue
             used = sorted(t for t in targets if t.replace(":", ".") in refs)
             if used:
                 hits.setdefault(exercise, set()).update(used)
