@@ -11,8 +11,9 @@ After nbgrader has put the original test cells back, each graded test cell becom
     report   (inserted)  stops the recording and prints the calls seen
 
 Every line the grader relies on starts with a random token made for this submission's run; the kernel
-first sees it when the first grader cell runs, after the student's first cells. A test cell whose proof line is missing scores 0 (something stopped it
-from running as written: an input transformer, a patched `print`, an exception swallowed by a hook).
+first sees it when the first grader cell runs, after the student's first cells. A test cell whose proof
+line is missing scores 0 (something stopped it from running as written: an input transformer, a patched
+`print`, an exception swallowed by a hook).
 Feedback shows only the visible cell's printed text and error, so nothing a hidden test computes or prints
 can reach a student, whatever the submission does to `print`.
 """
