@@ -57,7 +57,7 @@ def _points(rows, student):
     return [float(r["points"]) for r in rows if r["student"] == student]
 
 
-@pytest.mark.parametrize("student", ["alice", "victor", "vandal", "reader", "stealth", "printer", "direct",
+@pytest.mark.parametrize("student", ["alice", "victor", "vandal", "reader", "stealth", "stealth2", "printer", "direct",
                                      "alias", "sneaky", "tracer", "patcher", "careless"])
 def test_every_submission_gets_its_grade_and_flags(batch, student):
     nb, points, must_flag = batch["expected"][student]

@@ -90,6 +90,14 @@ def relu_backward_ex(dout, Z):
     raise NotImplementedError()'''
     out["stealth"] = (_sub(master, relu=stealth, double="def double_ex(x):\n    raise NotImplementedError()"),
                       [0, 0], ["hook:input transformer", "no-proof:"])
+    # ... and one that rewrites only the checking lines, so the grader's proof lines still print
+    lines_only = '''def _quiet(lines):
+    return ["pass\\n" if "check_close(" in l else l for l in lines]
+get_ipython().input_transformers_cleanup.append(_quiet)
+def relu_backward_ex(dout, Z):
+    return Z'''
+    out["stealth2"] = (_sub(master, relu=lines_only, double="def double_ex(x):\n    return x"), [0, 0],
+                       ["hook:input transformer"])
     # 4. right on the visible test, wrong on the hidden one, with print replaced to hide the grader's marker
     printer = '''import builtins
 _print = print
