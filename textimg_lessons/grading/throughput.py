@@ -16,9 +16,11 @@ from pathlib import Path
 from .layout import default_notebooks_dir
 
 
-def measure(chapter="01_backprop", n=50, jobs_list=(1, 2), timeout=300, notebooks_dir=None, log=print) -> dict:
+def measure(chapter="01_backprop", n=50, jobs_list=(1, 2), timeout=300, notebooks_dir=None, log=print,
+            on_run=None) -> dict:
+    """Timings of `autograde` on n generated submissions, once per jobs value; `on_run(result so far)` is
+    called after each (so a long measurement leaves its first numbers even if stopped)."""
     import nbformat
-    from . import sandbox
     from .autograding import autograde
     from .collecting import collect
     from .demo import DEMO_VARIANTS, demo_submission
@@ -46,6 +48,13 @@ def measure(chapter="01_backprop", n=50, jobs_list=(1, 2), timeout=300, notebook
                          "submissions_per_minute": round(60 * len(results) / seconds, 2)})
             log(f"{jobs} job(s): {len(results)} submissions in {seconds:.0f} s = "
                 f"{runs[-1]['submissions_per_minute']} per minute ({graded} graded)")
+            if on_run is not None:
+                on_run(_summary(chapter, n, timeout, runs, tables))
+    return _summary(chapter, n, timeout, runs, tables)
+
+
+def _summary(chapter, n, timeout, runs, tables) -> dict:
+    from . import sandbox
     return {"chapter": chapter, "submissions": n, "cell_timeout_s": timeout, "runs": runs,
             "same_grades_for_every_jobs_value": all(t == tables[0] for t in tables),
             "cpu_count": os.cpu_count(), "sandboxed": sandbox.sandbox_problem() is None,
@@ -53,8 +62,11 @@ def measure(chapter="01_backprop", n=50, jobs_list=(1, 2), timeout=300, notebook
 
 
 def main(args) -> int:
-    result = measure(args.chapter, args.submissions, args.jobs or [1, 2], args.timeout)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(result):
+        out.write_text(json.dumps(result, indent=1) + "\n")
+    write(measure(args.chapter, args.submissions, args.jobs or [1, 2], args.timeout, on_run=write))
+    print(f"wrote {out}")
     return 0
