@@ -11,6 +11,7 @@ file, in submission order, so the result does not depend on the number of jobs.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -145,6 +146,7 @@ def _api_for(plan: Plan):
     global _worker_api
     if _worker_api is None:
         folder = Path(tempfile.mkdtemp(prefix="textimg-gradebook-"))
+        atexit.register(shutil.rmtree, folder, True)
         overrides = dict(plan.overrides)
         overrides["CourseDirectory.db_url"] = gradebook.private_copy(plan.course, folder)
         _worker_api = nbgrader_api(plan.course, overrides)
