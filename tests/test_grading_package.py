@@ -114,3 +114,18 @@ def test_recorder_knows_an_answer_that_is_the_course_function_but_not_a_shared_d
         sys.setprofile(None)
     recorder, seen = namespace["_textimg_recording"]
     assert (seen == ["textimg_lessons.conditional:sample"]) == caught, seen
+
+
+def test_the_sandbox_binds_the_package_folder_but_not_the_repository_or_home(tmp_path, monkeypatch):
+    from pathlib import Path
+    from textimg_lessons.grading import sandbox
+    monkeypatch.setenv("SECRET_TOKEN", "do-not-pass")
+    box = sandbox.Sandbox(tmp_path, env={"TEXTIMG_FAST": "1"})
+    args = box.bwrap_args()
+    bound = {args[i + 1] for i, a in enumerate(args) if a in ("--ro-bind", "--bind")}
+    writable = {args[i + 1] for i, a in enumerate(args) if a == "--bind"}
+    assert str(ROOT / "textimg_lessons") in bound
+    assert str(ROOT) not in bound and str(Path.home()) not in bound and "/" not in bound
+    assert writable == {str(tmp_path)}
+    assert "--unshare-all" in args and "--die-with-parent" in args and "--clearenv" in args
+    assert "SECRET_TOKEN" not in args and "do-not-pass" not in args
