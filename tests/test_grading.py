@@ -111,7 +111,7 @@ def test_master_scores_full_marks_and_fresh_student_version_scores_zero_without_
 
 def test_warnings_on_stderr_do_not_zero_a_correct_answer_and_stay_visible(graded):
     nb = nbformat.read(str(graded["course"] / "autograded" / "warnings" / "02_torchy" / "02_torchy.ipynb"), 4)
-    test_cell = next(c for c in nb.cells if G._gid(c) == "ex1_relu_test")
+    test_cell = next(c for c in nb.cells if G.grade_id(c) == "ex1_relu_test")
     text = "".join(o.get("text", "") for o in test_cell.outputs)
     assert "UserWarning" in text and "copy construct" in text
     assert _points(graded["rows"], "warnings", "02_torchy") == [2]
@@ -288,9 +288,9 @@ def test_runtime_probe_knows_the_course_reference_functions_and_imported_names()
     nb = S.tiny_master()
     nb.cells[1].source = "import numpy as np\nimport textimg_lessons.checks as ck\nfrom textimg_lessons.checks import check_close"
     nb.cells[3].source += "\nck.check_shape('x', double([1]), (1,))\ncheck_close('x', 1.0, 1.0)"
-    expected = G._expected_package_functions(nb)
+    expected = G.expected_package_functions(nb)
     assert "textimg_lessons.checks:check_close" in expected
-    names = G._expected_names(nb, G.protected_names(nb))
+    names = G.expected_names(nb, G.protected_names(nb))
     assert names["np"] == ["module", "numpy"] and names["check_close"][2] == "check_close"
 
 

@@ -127,12 +127,13 @@ def tiny_submissions(master):
     nb.cells.insert(3, nbformat.v4.new_code_cell("print('a cell the student added')", id="added"))
     out["stripped"] = (nb, [2, 3, 1], ["metadata-restored:6-cells"])
     nb = answer(m, {"ex1_double": "def double(x):\n    return x\nnp.testing.assert_allclose = lambda *a, **k: None"})
-    out["patchnumpy"] = (nb, [2, 3, 1], ["monkeypatch:numpy.testing.assert_allclose",
+    # the patch is in place when every test runs: none of them can be trusted
+    out["patchnumpy"] = (nb, [0, 0, 0], ["monkeypatch:numpy.testing.assert_allclose",
                                           "monkeypatch-runtime:numpy.testing.assert_allclose"])
     # the same patch hidden from the static scan: only the runtime probe sees it
     nb = answer(m, {"ex1_double": "def double(x):\n    return x\n"
                                   "exec('np.testing.assert_allclose = lambda *a, **k: None')"})
-    out["patchexec"] = (nb, [2, 3, 1], ["monkeypatch-runtime:numpy.testing.assert_allclose"])
+    out["patchexec"] = (nb, [0, 0, 0], ["monkeypatch-runtime:numpy.testing.assert_allclose"])
     nb = answer(m, {})
     nb.cells[2].source += "\nimport os\nos._exit(1)"
     out["crash"] = (nb, [0, 0, 0], ["grading-failed:kernel died"])
@@ -147,7 +148,7 @@ def torchy_submissions(master):
     out["warnings"] = (answer(m, {"ex1_relu": "def relu(x):\n    return torch.clamp(torch.tensor(x), min=0)"}),
                        [2], [])
     out["patchtorch"] = (answer(m, {"ex1_relu": "def relu(x):\n    return x\ntorch.allclose = lambda *a, **k: True"}),
-                         [2], ["monkeypatch:torch.allclose", "monkeypatch-runtime:torch.allclose"])
+                         [0], ["monkeypatch:torch.allclose", "monkeypatch-runtime:torch.allclose"])
     return out
 
 
