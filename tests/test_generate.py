@@ -139,3 +139,9 @@ def test_bad_model_or_steps_are_refused_before_any_model_loads(tmp_path, capsys,
     monkeypatch.setattr(generate, "generate", lambda *a, **k: pytest.fail("generate ran before the arguments were checked"))
     assert main(["generate", "a bag", "--out", str(tmp_path / "x.png"), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_chapter6_model_passed_in_is_sampled_as_a_cvae():
+    from textimg_lessons.generator_io import load_generator
+    result = generate.generate("a photo of a trouser", n=4, dataset="fashion_mnist", model=load_generator("fashion_mnist"))
+    assert "known" not in result and len(result["readings"]) == 4

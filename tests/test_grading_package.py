@@ -66,14 +66,14 @@ def test_every_forbidden_function_exists_and_names_an_exercise_of_its_chapter():
 
 
 @pytest.mark.parametrize("answer, caught", [
-    ("def linear_backward_ex(dout, X, W):\n    return bp.linear_backward(dout, X, W)", True),
-    ("linear_backward_ex = bp.linear_backward", True),
+    ("def linear_backward_ex(dout, X, W):\n    return backprop.linear_backward(dout, X, W)", True),
+    ("linear_backward_ex = backprop.linear_backward", True),
     ("from textimg_lessons.backprop import linear_backward as lb\ndef linear_backward_ex(d, X, W):\n"
      "    return lb(d, X, W)", True),
-    ("def linear_backward_ex(d, X, W):\n    return getattr(bp, 'linear_backward')(d, X, W)", True),
+    ("def linear_backward_ex(d, X, W):\n    return getattr(backprop, 'linear_backward')(d, X, W)", True),
     ("import textimg_lessons.backprop\nlinear_backward_ex = textimg_lessons.backprop.linear_backward", True),
     ("def linear_backward_ex(dout, X, W):\n    return dout @ W, dout.T @ X, dout.sum(0)", False),
-    ("def linear_backward_ex(dout, X, W):\n    bp.linear_forward(X, W, None)\n    return dout @ W, dout.T @ X, "
+    ("def linear_backward_ex(dout, X, W):\n    backprop.linear_forward(X, W, None)\n    return dout @ W, dout.T @ X, "
      "dout.sum(0)", False),
 ])
 def test_static_scan_finds_answers_that_call_the_course_implementation(answer, caught):

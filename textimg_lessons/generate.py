@@ -117,11 +117,12 @@ def _cached(key, load):
 
 
 def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int = 0, encoder=None,
-             model=None, judge=None, guidance: float | None = None, kind: str = "diffusion",
+             model=None, judge=None, guidance: float | None = None, kind: str | None = None,
              steps: int | None = None) -> dict:
     """Images for a prompt from a shipped generator, with the judge's reading of each.
 
-    kind: "diffusion" (chapter 7, the default: it measured better on every target) or "cvae" (chapter 6).
+    kind: "diffusion" (chapter 7, the default: it measured better on every target) or "cvae" (chapter 6);
+    None means the kind of `model` when one is passed (a chapter 6 ConditionalVAE is "cvae"), else diffusion.
     guidance: classifier-free guidance scale (None: the chapter's recipe; 1 = none). steps: the diffusion
     model's Heun steps (None: its recipe's).
 
@@ -134,10 +135,14 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     """
     prompt, dataset = validate_prompt(prompt), validate_dataset(dataset)
     n, guidance = validate_count(n), validate_guidance(guidance)
-    kind, steps = validate_model(kind), validate_steps(steps)
     import time
 
     import torch
+
+    if kind is None:
+        from .diffusion import TextToImage
+        kind = "diffusion" if model is None or isinstance(model, TextToImage) else "cvae"
+    kind, steps = validate_model(kind), validate_steps(steps)
 
     from .judges import load_judge
     from .metrics import judge_logits

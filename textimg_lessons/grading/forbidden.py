@@ -18,7 +18,8 @@ from .notebook import grade_id, is_locked, nbgrader_meta, normalise_source
 from .pysource import dotted_name, import_aliases, parse_cell
 
 _BP, _CNN, _GAN, _VAE = "textimg_lessons.backprop", "textimg_lessons.cnn", "textimg_lessons.gan", "textimg_lessons.vae"
-_TEXT, _COND = "textimg_lessons.text", "textimg_lessons.conditional"
+_ATT, _TEXT, _COND = "textimg_lessons.attention", "textimg_lessons.text", "textimg_lessons.conditional"
+_DIFF = "textimg_lessons.diffusion"
 # chapter -> exercise (solution cell grade_id) -> "module:function" the answer may not call
 FORBIDDEN = {
     "01_backprop": {
@@ -43,13 +44,20 @@ FORBIDDEN = {
         "ex2_gaussian_kl": [f"{_VAE}:gaussian_kl"],
     },
     "05_language_models": {
-        "ex1_attention": [f"{_TEXT}:scaled_dot_product_attention", f"{_TEXT}:attention_weights"],
-        "ex2_causal_mask": [f"{_TEXT}:causal_mask"],
+        "ex1_attention": [f"{_ATT}:scaled_dot_product_attention", f"{_ATT}:attention_weights"],
+        "ex2_causal_mask": [f"{_ATT}:causal_mask"],
         "ex3_mean_pool": [f"{_TEXT}:mean_pool"],
     },
     "06_text_to_image": {
         "ex2_sample": [f"{_COND}:sample"],
-        "ex3_adherence": [f"{_COND}:prompt_adherence"],
+        "ex3_adherence": ["textimg_lessons.metrics:prompt_adherence"],
+    },
+    "07_diffusion": {
+        "ex1_ddpm_closed_form": [f"{_DIFF}:ddpm_closed_form"],
+        "ex2_flow_matching_loss": [f"{_DIFF}:flow_matching_loss"],
+        "ex3_cross_attention": [f"{_DIFF}:cross_attention", f"{_ATT}:scaled_dot_product_attention"],
+        "ex4_guided_velocity": [f"{_DIFF}:guided_velocity"],
+        "ex5_euler_step": [f"{_DIFF}:sample_latents"],
     },
 }
 

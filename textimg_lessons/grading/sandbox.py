@@ -143,6 +143,9 @@ class Sandbox:
                 "--new-session", "--cap-drop", "ALL", "--clearenv"]
         for name, value in sorted(self._environment().items()):
             args += ["--setenv", name, value]
+        # the private /tmp first: the course, its Python or the scratch folder may live under the real /tmp
+        # (a clone in /tmp, pytest's folders), and a tmpfs mounted after their binds would hide them
+        args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp"]
         args += ["--ro-bind", "/usr", "/usr"]
         for link in ("bin", "lib", "lib64", "sbin"):
             target = Path("/") / link
@@ -162,7 +165,7 @@ class Sandbox:
         if cache is not None:
             args += ["--ro-bind", str(cache), str(cache)]
         (self.scratch / "home").mkdir(parents=True, exist_ok=True)
-        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp",
+        args += ["--proc", "/proc", "--dev", "/dev",
                  "--bind", str(self.scratch), str(self.scratch), "--remount-ro", "/",
                  "--chdir", str(self.scratch / "home")]
         return args
