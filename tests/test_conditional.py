@@ -175,6 +175,10 @@ def test_save_and_load_generator_roundtrip(tmp_path):
         generator_io.load_generator("fashion_mnist", path)
     with pytest.raises(FileNotFoundError, match="train generators"):
         generator_io.load_generator("mnist", tmp_path / "missing.safetensors")
+    truncated = tmp_path / "cut.safetensors"
+    truncated.write_bytes(path.read_bytes()[:200])  # an interrupted copy: a clear error, not safetensors' own
+    with pytest.raises(ValueError, match="cut.safetensors is not a readable safetensors file"):
+        generator_io.load_generator("mnist", truncated)
 
 
 def test_shipped_generators_are_small():

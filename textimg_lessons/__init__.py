@@ -30,6 +30,7 @@ generator_io        the shipped generators: save, load, rebuild                 
 vocabulary          chapter 7's training vocabulary: several names per class, plurals        7
 diffusion           flow matching in a VAE latent, cross-attention to token states, samplers 7
 generation_metrics  adherence (forced and confident), Frechet distance, diversity of any generator 7
+weights             weight files: safetensors with metadata, written safely, read with clear errors 2, 6, 7
 generate            `textimg-lessons generate PROMPT` (diffusion by default, or the cVAE)    6, 7
 train_command       `textimg-lessons train judges|generators|diffusion`                      2, 6, 7
 bench/              `textimg-lessons bench CHAPTER`: one file per chapter, a registry        all

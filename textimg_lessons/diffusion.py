@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import captions, vae, vocabulary
+from . import vae, vocabulary
 from .datasets import require_dataset
 from .config import FullFast, Recipe, get_device, seed_everything
 
@@ -47,6 +47,8 @@ RECIPE = Recipe(
     codec_channels=32,
     codec_kl_weight=0.5,    # beta of the latent VAE: small enough for sharp decodes, > 0 for a smooth latent
     codec_epochs=FullFast({"fashion_mnist": 6, "mnist": 30}, {"fashion_mnist": 1, "mnist": 1}),
+    codec_batch_size=128,
+    codec_lr=2e-3,
     width=128,
     tokens=8,               # the latent is read as 8 tokens of `width` features
     depth=4,
@@ -161,7 +163,8 @@ class LatentCodec(nn.Module):
 
 
 def train_codec(data, num_epochs: int | None = None, kl_weight: float = RECIPE["codec_kl_weight"],
-                latent_dim: int = RECIPE["latent_dim"], seed: int = 0, batch_size: int = 128, lr: float = 2e-3,
+                latent_dim: int = RECIPE["latent_dim"], seed: int = 0, batch_size: int = RECIPE["codec_batch_size"],
+                lr: float = RECIPE["codec_lr"],
                 device=None, progress: bool = True):
     """Train the LatentCodec on data.X_train (grey pixels, Bernoulli NLL + kl_weight * KL); return (codec, history).
 
@@ -451,9 +454,8 @@ class TokenTable:
         self.states = states.half()
         self.index = torch.tensor([[row[t] for t in caps] for caps in per_seed])  # (K, N)
         self.labels = torch.zeros(len(self.texts), dtype=torch.long)             # the class each caption names
-        self.labels[self.index[0]] = data.y_train.long()
-        for k in range(1, len(self.index)):
-            self.labels[self.index[k]] = data.y_train.long()
+        for rows in self.index:
+            self.labels[rows] = data.y_train.long()
         self.pooled = pool(states, self.mask)                                     # (U, D), for the unknown check
         self.encode_seconds = time.perf_counter() - start
 
@@ -613,11 +615,7 @@ def save_model(t2i: TextToImage, path, metadata: dict | None = None):
 
     Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
     """
-    from pathlib import Path
-
-    from safetensors.torch import save_file
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from .weights import write_weights
     state = {f"codec.{k}": v for k, v in t2i.codec.state_dict().items()}
     state.update({f"model.{k}": v for k, v in t2i.model.state_dict().items()})
     state["known.pooled"], state["known.labels"] = t2i.known_pooled, t2i.known_labels
@@ -627,10 +625,7 @@ def save_model(t2i: TextToImage, path, metadata: dict | None = None):
             "codec_latent_dim": t2i.codec.latent_dim, "codec_channels": t2i.codec.encoder.features[0].out_channels,
             **{f"model_{k}": v for k, v in t2i.model.config().items()}}
     meta.update(metadata or {})
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={k: str(v) for k, v in meta.items()})
-    tmp.replace(path)
-    return path
+    return write_weights(path, state, meta)
 
 
 def load_model(dataset: str, path=None, encoder=None, device=None) -> TextToImage:
@@ -642,18 +637,13 @@ def load_model(dataset: str, path=None, encoder=None, device=None) -> TextToImag
     """
     from pathlib import Path
 
-    from safetensors import safe_open
+    from .weights import read_weights
     dataset = require_dataset(dataset)
     path = Path(path) if path is not None else shipped_model_path(dataset)
     if not path.exists():
         raise FileNotFoundError(f"no diffusion weights at {path.name}; restore them with `git checkout -- "
                                 f"textimg_lessons/shipped/{path.name}` or rebuild them with `{SHIPPED_COMMAND}`.")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # truncated or garbled files raise various errors inside safetensors
-        raise ValueError(f"{path.name} is not a readable safetensors file ({type(e).__name__}: {e}).") from None
+    state, meta = read_weights(path)   # a WeightsFileError (a ValueError) says if the file is unreadable
     if meta.get("format") != SHIPPED_FORMAT or meta.get("dataset") != dataset:
         raise ValueError(f"{path.name} is not a {dataset} diffusion model saved by save_model "
                          f"(format {meta.get('format')!r}, dataset {meta.get('dataset')!r}).")

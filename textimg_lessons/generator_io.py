@@ -16,6 +16,7 @@ from . import config
 from .conditional import RECIPE, ConditionalVAE, train_conditional
 from .config import get_device
 from .datasets import require_dataset
+from .weights import read_weights, write_weights
 
 
 SHIPPED_FORMAT = "textimg_lessons.conditional.ConditionalVAE/v1"
@@ -27,7 +28,6 @@ def shipped_generator_path(dataset: str) -> Path:
 
 def save_generator(model: ConditionalVAE, path, dataset: str, text_encoder: str, metadata: dict | None = None) -> Path:
     """Save what generation needs (projection, FiLM, decoder; not the encoder q(z|x)) as float16 safetensors."""
-    from safetensors.torch import save_file
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()).contiguous()
@@ -36,10 +36,7 @@ def save_generator(model: ConditionalVAE, path, dataset: str, text_encoder: str,
             "text_dim": model.text_dim, "latent_dim": model.latent_dim, "cond_dim": model.cond_dim,
             "proj_hidden": model.projection.net[0].out_features, "film": model.use_film, "norm": model.norm}
     meta.update(metadata or {})
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={k: str(v) for k, v in meta.items()})
-    tmp.replace(path)
-    return path
+    return write_weights(path, state, meta)
 
 
 def load_generator(dataset: str, path=None, device=None) -> ConditionalVAE:
@@ -47,16 +44,13 @@ def load_generator(dataset: str, path=None, device=None) -> ConditionalVAE:
 
     Only the decoder side is stored, so the returned model can sample but not encode images.
     """
-    from safetensors import safe_open
     dataset = require_dataset(dataset)
     path = Path(path) if path is not None else shipped_generator_path(dataset)
     if not path.exists():
         raise FileNotFoundError(f"no generator weights at {path.name}; restore them with `git checkout -- "
                                 f"textimg_lessons/shipped/{path.name}` or rebuild them with "
                                 "`textimg-lessons train generators`.")
-    with safe_open(str(path), framework="pt") as f:
-        meta = dict(f.metadata() or {})
-        state = {k: f.get_tensor(k) for k in f.keys()}
+    state, meta = read_weights(path)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     if meta.get("format") != SHIPPED_FORMAT or meta.get("dataset") != dataset:
         raise ValueError(f"{path.name} is not a {dataset} generator saved by save_generator "

@@ -30,6 +30,7 @@ from . import config
 from .cnn import train_classifier
 from .config import get_device, pick
 from .datasets import NAMES, require_dataset
+from .weights import WeightsFileError, read_weights, write_weights
 
 
 class Judge(nn.Module):
@@ -109,16 +110,10 @@ def save_judge(judge: Judge, path, dataset: str, metadata: dict | None = None) -
 
     Lesson: 02_cnn.ipynb, "8. The judges: classifiers that grade generated images".
     """
-    from safetensors.torch import save_file
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in judge.state_dict().items()}
     meta = {"format": JUDGE_FORMAT, "dataset": require_dataset(dataset), "tensor_sha256": _tensor_digest(state)}
-    meta.update({k: str(v) for k, v in (metadata or {}).items()})
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)  # write then rename, so an interrupted save never leaves a half file behind
-    return path
+    meta.update(metadata or {})
+    return write_weights(path, state, meta)
 
 
 def verify_judge_file(path, dataset: str, expected_sha256: str | None = None) -> tuple:
@@ -128,7 +123,6 @@ def verify_judge_file(path, dataset: str, expected_sha256: str | None = None) ->
     tensor digest stored in it matches its tensors (detects flipped bytes), the tensors fit a Judge and
     are finite, and (if given) the whole file's sha256 equals `expected_sha256`.
     """
-    from safetensors import safe_open
     path, key = Path(path), require_dataset(dataset)
     if not path.exists():
         raise JudgeFileError(f"{path.name} does not exist")
@@ -136,11 +130,9 @@ def verify_judge_file(path, dataset: str, expected_sha256: str | None = None) ->
         raise JudgeFileError(f"{path.name} has sha256 {_file_sha256(path)[:12]}..., not the recorded "
                              f"{expected_sha256[:12]}...: it is corrupted or not the shipped file")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # truncated or garbled files raise various errors inside safetensors
-        raise JudgeFileError(f"{path.name} is not a readable safetensors file ({type(e).__name__}: {e})") from None
+        state, meta = read_weights(path)
+    except WeightsFileError as e:
+        raise JudgeFileError(str(e)) from None
     if meta.get("format") != JUDGE_FORMAT:
         raise JudgeFileError(f"{path.name} was not written by save_judge (format {meta.get('format')!r})")
     if meta.get("dataset") != key:
