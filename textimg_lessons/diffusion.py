@@ -32,11 +32,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import vae, vocabulary
 from .datasets import require_dataset
 from .config import FullFast, Recipe, get_device, seed_everything
+from .train import run_loop, step_rounds
 
 DATASETS = ("fashion_mnist", "mnist")
 
@@ -181,26 +181,17 @@ def train_codec(data, num_epochs: int | None = None, kl_weight: float = RECIPE["
     X = data.X_train
     steps = num_epochs * math.ceil(len(X) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    history = {"loss": [], "seconds": 0.0}
-    start = time.perf_counter()
-    bar = tqdm(range(num_epochs), desc=f"latent VAE [{dataset}]", disable=not progress)
-    for _ in bar:
-        codec.train()
-        total = 0.0
-        for idx in torch.randperm(len(X), generator=g).split(batch_size):
-            x = X[idx].to(device)
-            mu, logvar = codec.encoder(x)
-            logits = codec.decoder(vae.reparameterize(mu, logvar))
-            loss = (vae.bernoulli_nll(logits, x) + kl_weight * vae.gaussian_kl(mu, logvar)).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(x)
-        history["loss"].append(total / len(X))
-        bar.set_postfix(loss=f"{history['loss'][-1]:.1f}")
-    history["seconds"] = time.perf_counter() - start
-    codec.eval()
+
+    def batch_loss(idx):
+        x = X[idx].to(device)
+        mu, logvar = codec.encoder(x)
+        logits = codec.decoder(vae.reparameterize(mu, logvar))
+        return (vae.bernoulli_nll(logits, x) + kl_weight * vae.gaussian_kl(mu, logvar)).mean(), len(x)
+
+    epochs = (torch.randperm(len(X), generator=g).split(batch_size) for _ in range(num_epochs))
+    result = run_loop(codec, opt, epochs, batch_loss, scheduler=sched, total=steps,
+                      desc=f"latent VAE [{dataset}]", progress=progress)
+    history = {"loss": result.losses, "seconds": result.seconds, "cpu_seconds": result.cpu_seconds}
     with torch.no_grad():
         mus = torch.cat([codec.encoder(X[i:i + 1000].to(device))[0].cpu() for i in range(0, len(X), 1000)])
     codec.mean.copy_(mus.mean(0))
@@ -487,27 +478,17 @@ def train_diffusion(data, codec: LatentCodec, table: TokenTable, num_steps: int 
     model = Denoiser(codec.latent_dim, table.states.shape[-1], conditioning=conditioning).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=num_steps, pct_start=0.05)
-    history = {"loss": [], "step": []}
-    running, start, cpu = [], time.perf_counter(), time.process_time()
-    bar = tqdm(range(1, num_steps + 1), desc=desc or f"flow matching [{conditioning}]", disable=not progress)
-    for step in bar:
+
+    def batch_loss(step):
         idx = torch.randint(len(Z), (batch_size,), generator=g)
         states, mask = table.batch(idx, g)
-        keep = (torch.rand(batch_size, 1, generator=g) >= cond_drop).to(mask.dtype)
-        loss = flow_matching_loss(model, Z[idx].to(device), states.to(device), (mask * keep).to(device), g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running.append(loss.item())
-        if step % 100 == 0 or step == num_steps:
-            history["loss"].append(sum(running) / len(running))
-            history["step"].append(step)
-            running = []
-            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
-    history["seconds"] = time.perf_counter() - start
-    history["cpu_seconds"] = time.process_time() - cpu
-    model.eval()
+        keep = (torch.rand(batch_size, 1, generator=g) >= cond_drop).to(mask.dtype)  # dropped prompt: no tokens
+        return flow_matching_loss(model, Z[idx].to(device), states.to(device), (mask * keep).to(device), g), batch_size
+
+    result = run_loop(model, opt, step_rounds(num_steps, 100), batch_loss, scheduler=sched,
+                      desc=desc or f"flow matching [{conditioning}]", progress=progress)
+    history = {"loss": result.losses, "step": result.steps, "seconds": result.seconds,
+               "cpu_seconds": result.cpu_seconds}
     return model, history
 
 

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from . import diffusion
 from .config import FullFast, Recipe, seed_everything
 from .datasets import require_dataset
+from .train import run_loop, step_rounds
 
 
 # ---------------------------------------------------------------- 1. measuring properly
@@ -380,25 +381,18 @@ def train_reflow_student(t2i, table, num_pairs: int | None = None, num_steps: in
     student = copy.deepcopy(t2i.model).train()
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, num_steps)
-    history = {"loss": [], "pairs_seconds": pairs.get("seconds", 0.0), "pairs": len(pairs["z0"])}
-    running, start, cpu = [], time.perf_counter(), time.process_time()
-    for step in tqdm(range(1, num_steps + 1), desc="reflow student", disable=not progress):
+
+    def batch_loss(step):
         idx = torch.randint(len(pairs["z0"]), (batch_size,), generator=g)
         rows = pairs["rows"][idx]
         t = torch.rand(batch_size, generator=g)
-        loss = reflow_loss(student, pairs["noise"][idx].to(device), pairs["z0"][idx].to(device),
-                           table.states[rows].float().to(device), table.mask[rows].to(device), t.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running.append(loss.item())
-        if step % 50 == 0 or step == num_steps:
-            history["loss"].append(sum(running) / len(running))
-            running = []
-    history["seconds"] = time.perf_counter() - start
-    history["cpu_seconds"] = time.process_time() - cpu
-    history["steps"] = num_steps
+        return reflow_loss(student, pairs["noise"][idx].to(device), pairs["z0"][idx].to(device),
+                           table.states[rows].float().to(device), table.mask[rows].to(device), t.to(device)), batch_size
+
+    result = run_loop(student, opt, step_rounds(num_steps, 50), batch_loss, scheduler=sched,
+                      desc="reflow student", progress=progress)
+    history = {"loss": result.losses, "pairs_seconds": pairs.get("seconds", 0.0), "pairs": len(pairs["z0"]),
+               "seconds": result.seconds, "cpu_seconds": result.cpu_seconds, "steps": num_steps}
     out = with_parts(t2i, model=student.eval())
     out.metadata = {"distilled": "reflow", "guidance_baked": str(guidance), "teacher_steps": str(REFLOW["teacher_steps"]),
                     "pairs": str(history["pairs"]), "steps": str(num_steps)}
