@@ -87,7 +87,16 @@ def _load_model(path_or_name: str, local: bool):
         from transformers import CLIPTextModel as cls
     else:
         cls = AutoModel
-    return tok, cls.from_pretrained(path_or_name, **kw).eval()
+    # transformers draws an unlabelled "Loading weights n/n" bar for a sub-second load: keep it out of the
+    # notebooks and the command line (its progress-bar switch is global, so it is put back as it was)
+    from transformers.utils import logging as hf_logging
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return tok, cls.from_pretrained(path_or_name, **kw).eval()
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 class PretrainedTextEncoder:
