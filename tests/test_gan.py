@@ -1,12 +1,15 @@
 """Tests of textimg_lessons.gan: losses against hand computations, the gradient penalty against its
 analytic value, model shapes/ranges/parameter counts, input checks and a tiny training run."""
 import math
+from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 from torch import nn
 
 from textimg_lessons import gan
+from textimg_lessons.checks import CheckFailed
 
 
 def log_sigmoid(v):
@@ -257,3 +260,107 @@ def test_recipe_and_kinds():
     assert hasattr(D.net[0], "parametrizations")  # spectral norm is on
     G, D = gan.make_models("mlp", width=0.5)
     assert G.net[0].out_features == 128
+
+
+# ---------------------------------------------------------------- the chapter's exercise tests, attacked
+# Each wrong answer below breaks exactly one requirement the exercise text states; the notebook's VISIBLE
+# test cell must reject it with a message naming that requirement (hidden tests only vary the inputs).
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_gan.ipynb"
+
+
+def _cells():
+    return {c.get("id"): c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells}
+
+
+def _run_exercise_test(answer: str, test_id: str, hidden: bool = False):
+    """Run the notebook's imports, an answer and the visible (or visible + hidden) part of a test cell."""
+    cells = _cells()
+    ns: dict = {}
+    exec("\n".join(l for l in cells["imports"].splitlines() if not l.startswith("%")), ns)
+    exec(answer, ns)
+    visible, _, rest = cells[test_id].partition("### BEGIN HIDDEN TESTS")
+    exec(visible + (rest.replace("### END HIDDEN TESTS", "") if hidden else ""), ns)
+
+
+def _solution(cell_id: str) -> str:
+    return "\n".join(l for l in _cells()[cell_id].splitlines() if "### " not in l)
+
+
+@pytest.mark.parametrize("solution_id, test_id", [("ex1-solution", "ex1-test"), ("ex2-solution", "ex2-test"),
+                                                  ("ex3-solution", "ex3-test")])
+def test_reference_answers_pass_visible_and_hidden_tests(solution_id, test_id, capsys):
+    _run_exercise_test(_solution(solution_id), test_id, hidden=True)
+    assert "[OK]" in capsys.readouterr().out
+
+
+D_LOSS_ATTACKS = {
+    "labels are swapped": """
+def d_loss_ex(r, f):
+    return (F.binary_cross_entropy_with_logits(r, torch.zeros_like(r))
+            + F.binary_cross_entropy_with_logits(f, torch.ones_like(f)))""",
+    "the mean over the real logits plus the mean over the fake logits": """
+def d_loss_ex(r, f):  # one mean over all N + M logits
+    return F.binary_cross_entropy_with_logits(torch.cat([r, f]), torch.cat([torch.ones_like(r), torch.zeros_like(f)]))""",
+    "L_D at logits of 150 (log(sigmoid(l)) is log(0)": """
+def d_loss_ex(r, f):
+    return -torch.log(torch.sigmoid(r)).mean() - torch.log(1 - torch.sigmoid(f)).mean()""",
+    "d_loss_ex with (N, 1) logits (build the targets with ones_like": """
+def d_loss_ex(r, f):  # (N,) targets, as in the article
+    return (F.binary_cross_entropy_with_logits(r, torch.ones(len(r)))
+            + F.binary_cross_entropy_with_logits(f, torch.zeros(len(f))))""",
+    "L_D (a scalar tensor): shape (1,)": """
+def d_loss_ex(r, f):
+    return gan.d_loss(r, f).view(1)""",
+}
+
+G_LOSS_ATTACKS = {
+    "that is the minimax loss": """
+def g_loss_nonsaturating_ex(l):
+    return -F.binary_cross_entropy_with_logits(l, torch.zeros_like(l))""",
+    "L_G at logits -200 and 200 (never compute sigmoid": """
+def g_loss_nonsaturating_ex(l):  # -log(sigmoid(l)) literally
+    return -torch.log(torch.sigmoid(l)).mean()""",
+    "L_G at logits -200 and 200 (never compute sigmoid: ": """
+def g_loss_nonsaturating_ex(l):  # softplus by hand: exp(200) overflows
+    return torch.log(1 + torch.exp(-l)).mean()""",
+    "the loss must stay connected to the logits": """
+def g_loss_nonsaturating_ex(l):  # a number, cut from the graph
+    return torch.tensor(F.softplus(-l).mean().item())""",
+}
+
+GP_ATTACKS = {
+    "eps weights the generated images": """
+def gradient_penalty_ex(critic, real, fake, eps):
+    eps = eps.view(-1, 1, 1, 1)
+    x_hat = (eps * fake + (1 - eps) * real).detach().requires_grad_(True)
+    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()""",
+    "did you pass create_graph=True": """
+def gradient_penalty_ex(critic, real, fake, eps):
+    eps = eps.view(-1, 1, 1, 1)
+    x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
+    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()""",
+    "the norm over all 784 pixels of each image, then the mean over images": """
+def gradient_penalty_ex(critic, real, fake, eps):  # one norm over the whole batch
+    eps = eps.view(-1, 1, 1, 1)
+    x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
+    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.norm() - 1) ** 2""",
+    "check that the inputs have requires_grad=True": """
+def gradient_penalty_ex(critic, real, fake, eps):
+    eps = eps.view(-1, 1, 1, 1)
+    x_hat = eps * real + (1 - eps) * fake
+    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()""",
+}
+
+
+@pytest.mark.parametrize("test_id, attacks", [("ex1-test", D_LOSS_ATTACKS), ("ex2-test", G_LOSS_ATTACKS),
+                                              ("ex3-test", GP_ATTACKS)], ids=["d_loss", "g_loss", "penalty"])
+def test_visible_tests_reject_each_broken_requirement_with_its_message(test_id, attacks):
+    for expected, answer in attacks.items():
+        with pytest.raises(CheckFailed) as failed:
+            _run_exercise_test(answer, test_id)
+        assert expected in str(failed.value), (answer, str(failed.value))
