@@ -364,3 +364,61 @@ def test_visible_tests_reject_each_broken_requirement_with_its_message(test_id, 
         with pytest.raises(CheckFailed) as failed:
             _run_exercise_test(answer, test_id)
         assert expected in str(failed.value), (answer, str(failed.value))
+
+
+# ---------------------------------------------------------------- a convolution's operator norm
+
+def dense_conv_norm(conv, shape):
+    """Exact operator norm: the convolution (no bias) written as a matrix, one column per input pixel."""
+    n = math.prod(shape)
+    basis = torch.eye(n, dtype=torch.float64).view(n, *shape)
+    w = conv.weight.detach().double()
+    cols = nn.functional.conv2d(basis, w, stride=conv.stride, padding=conv.padding, dilation=conv.dilation)
+    return torch.linalg.matrix_norm(cols.flatten(1), ord=2).item()
+
+
+@pytest.mark.parametrize("settings, shape", [(dict(kernel_size=4, stride=2, padding=1), (2, 8, 8)),
+                                             (dict(kernel_size=3, stride=1, padding=1), (2, 6, 6)),
+                                             (dict(kernel_size=3, stride=2, padding=0), (2, 7, 7)),
+                                             (dict(kernel_size=3, stride=1, padding=2, dilation=2), (2, 7, 5))])
+def test_conv_operator_norm_matches_the_dense_matrix(settings, shape):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, **settings)
+    assert gan.conv_operator_norm(conv, shape) == pytest.approx(dense_conv_norm(conv, shape), rel=1e-6)
+
+
+def test_spectral_norm_bounds_the_reshaped_kernel_not_the_convolution():
+    torch.manual_seed(0)
+    conv = nn.utils.parametrizations.spectral_norm(nn.Conv2d(1, 4, 4, stride=2, padding=1))
+    for _ in range(50):  # converge the layer's own power iteration
+        conv(torch.rand(2, 1, 12, 12))
+    reshaped = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2).item()
+    operator = gan.conv_operator_norm(conv, (1, 12, 12))
+    assert reshaped == pytest.approx(1.0, abs=1e-3)
+    # 4x4 windows at stride 2: each pixel is in at most 4 windows, so the norm is between 1 and sqrt(4) = 2
+    assert 1.05 < operator <= 2 * reshaped + 1e-6
+    assert operator == pytest.approx(dense_conv_norm(conv, (1, 12, 12)), rel=1e-5)
+
+
+def test_conv_operator_norm_of_non_overlapping_windows_is_the_kernels():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, 2, stride=2)  # each pixel in exactly one window: the matrix is block diagonal
+    reshaped = torch.linalg.matrix_norm(conv.weight.detach().double().flatten(1), ord=2).item()
+    assert gan.conv_operator_norm(conv, (2, 6, 6)) == pytest.approx(reshaped, rel=1e-6)
+
+
+def test_conv_operator_norm_leaves_a_spectral_norm_layer_unchanged():
+    conv = nn.utils.parametrizations.spectral_norm(nn.Conv2d(1, 4, 4, stride=2, padding=1))
+    conv.train()
+    before = conv.parametrizations.weight[0]._u.clone()
+    gan.conv_operator_norm(conv, (1, 12, 12))
+    assert torch.equal(before, conv.parametrizations.weight[0]._u) and conv.training
+
+
+def test_conv_operator_norm_bad_input():
+    with pytest.raises(TypeError, match="nn.Conv2d"):
+        gan.conv_operator_norm(nn.Linear(3, 3), (1, 3, 3))
+    with pytest.raises(ValueError, match="in_channels"):
+        gan.conv_operator_norm(nn.Conv2d(2, 3, 3), (1, 8, 8))
+    with pytest.raises(ValueError, match="numeric zero padding"):
+        gan.conv_operator_norm(nn.Conv2d(2, 3, 3, padding="same"), (2, 8, 8))
