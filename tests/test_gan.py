@@ -302,7 +302,7 @@ def d_loss_ex(r, f):
     "the mean over the real logits plus the mean over the fake logits": """
 def d_loss_ex(r, f):  # one mean over all N + M logits
     return F.binary_cross_entropy_with_logits(torch.cat([r, f]), torch.cat([torch.ones_like(r), torch.zeros_like(f)]))""",
-    "L_D at logits of 150 (log(sigmoid(l)) is log(0)": """
+    "L_D at logits of 150 (1 - sigmoid(150) is 0 in float32": """
 def d_loss_ex(r, f):
     return -torch.log(torch.sigmoid(r)).mean() - torch.log(1 - torch.sigmoid(f)).mean()""",
     "d_loss_ex with (N, 1) logits (build the targets with ones_like": """
