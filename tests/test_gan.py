@@ -301,7 +301,8 @@ def d_loss_ex(r, f):
             + F.binary_cross_entropy_with_logits(f, torch.ones_like(f)))""",
     "the mean over the real logits plus the mean over the fake logits": """
 def d_loss_ex(r, f):  # one mean over all N + M logits
-    return F.binary_cross_entropy_with_logits(torch.cat([r, f]), torch.cat([torch.ones_like(r), torch.zeros_like(f)]))""",
+    targets = torch.cat([torch.ones_like(r), torch.zeros_like(f)])
+    return F.binary_cross_entropy_with_logits(torch.cat([r, f]), targets)""",
     "L_D at logits of 150 (1 - sigmoid(150) is 0 in float32": """
 def d_loss_ex(r, f):
     return -torch.log(torch.sigmoid(r)).mean() - torch.log(1 - torch.sigmoid(f)).mean()""",
