@@ -1,12 +1,15 @@
 """Tests of textimg_lessons.gan: losses against hand computations, the gradient penalty against its
 analytic value, model shapes/ranges/parameter counts, input checks and a tiny training run."""
 import math
+from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 from torch import nn
 
 from textimg_lessons import gan
+from textimg_lessons.checks import CheckFailed
 
 
 def log_sigmoid(v):
@@ -257,3 +260,166 @@ def test_recipe_and_kinds():
     assert hasattr(D.net[0], "parametrizations")  # spectral norm is on
     G, D = gan.make_models("mlp", width=0.5)
     assert G.net[0].out_features == 128
+
+
+# ---------------------------------------------------------------- the chapter's exercise tests, attacked
+# Each wrong answer below breaks exactly one requirement the exercise text states; the notebook's VISIBLE
+# test cell must reject it with a message naming that requirement (hidden tests only vary the inputs).
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_gan.ipynb"
+
+
+def _cells():
+    return {c.get("id"): c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells}
+
+
+def _run_exercise_test(answer: str, test_id: str, hidden: bool = False):
+    """Run the notebook's imports, an answer and the visible (or visible + hidden) part of a test cell."""
+    cells = _cells()
+    ns: dict = {}
+    exec("\n".join(l for l in cells["imports"].splitlines() if not l.startswith("%")), ns)
+    exec(answer, ns)
+    visible, _, rest = cells[test_id].partition("### BEGIN HIDDEN TESTS")
+    exec(visible + (rest.replace("### END HIDDEN TESTS", "") if hidden else ""), ns)
+
+
+def _solution(cell_id: str) -> str:
+    return "\n".join(l for l in _cells()[cell_id].splitlines() if "### " not in l)
+
+
+@pytest.mark.parametrize("solution_id, test_id", [("ex1-solution", "ex1-test"), ("ex2-solution", "ex2-test"),
+                                                  ("ex3-solution", "ex3-test")])
+def test_reference_answers_pass_visible_and_hidden_tests(solution_id, test_id, capsys):
+    _run_exercise_test(_solution(solution_id), test_id, hidden=True)
+    assert "[OK]" in capsys.readouterr().out
+
+
+D_LOSS_ATTACKS = {
+    "labels are swapped": """
+def d_loss_ex(r, f):
+    return (F.binary_cross_entropy_with_logits(r, torch.zeros_like(r))
+            + F.binary_cross_entropy_with_logits(f, torch.ones_like(f)))""",
+    "the mean over the real logits plus the mean over the fake logits": """
+def d_loss_ex(r, f):  # one mean over all N + M logits
+    targets = torch.cat([torch.ones_like(r), torch.zeros_like(f)])
+    return F.binary_cross_entropy_with_logits(torch.cat([r, f]), targets)""",
+    "L_D at logits of 150 (1 - sigmoid(150) is 0 in float32": """
+def d_loss_ex(r, f):
+    return -torch.log(torch.sigmoid(r)).mean() - torch.log(1 - torch.sigmoid(f)).mean()""",
+    "d_loss_ex with (N, 1) logits (build the targets with ones_like": """
+def d_loss_ex(r, f):  # (N,) targets, as in the article
+    return (F.binary_cross_entropy_with_logits(r, torch.ones(len(r)))
+            + F.binary_cross_entropy_with_logits(f, torch.zeros(len(f))))""",
+    "L_D (a scalar tensor): shape (1,)": """
+def d_loss_ex(r, f):
+    return gan.d_loss(r, f).view(1)""",
+}
+
+G_LOSS_ATTACKS = {
+    "that is the minimax loss": """
+def g_loss_nonsaturating_ex(l):
+    return -F.binary_cross_entropy_with_logits(l, torch.zeros_like(l))""",
+    "L_G at logits -200 and 200 (never compute sigmoid": """
+def g_loss_nonsaturating_ex(l):  # -log(sigmoid(l)) literally
+    return -torch.log(torch.sigmoid(l)).mean()""",
+    "L_G at logits -200 and 200 (never compute sigmoid: ": """
+def g_loss_nonsaturating_ex(l):  # softplus by hand: exp(200) overflows
+    return torch.log(1 + torch.exp(-l)).mean()""",
+    "the loss must stay connected to the logits": """
+def g_loss_nonsaturating_ex(l):  # a number, cut from the graph
+    return torch.tensor(F.softplus(-l).mean().item())""",
+}
+
+GP_ATTACKS = {
+    "eps weights the generated images": """
+def gradient_penalty_ex(critic, real, fake, eps):
+    eps = eps.view(-1, 1, 1, 1)
+    x_hat = (eps * fake + (1 - eps) * real).detach().requires_grad_(True)
+    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()""",
+    "did you pass create_graph=True": """
+def gradient_penalty_ex(critic, real, fake, eps):
+    eps = eps.view(-1, 1, 1, 1)
+    x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
+    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()""",
+    "the norm over all 784 pixels of each image, then the mean over images": """
+def gradient_penalty_ex(critic, real, fake, eps):  # one norm over the whole batch
+    eps = eps.view(-1, 1, 1, 1)
+    x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
+    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.norm() - 1) ** 2""",
+    "check that the inputs have requires_grad=True": """
+def gradient_penalty_ex(critic, real, fake, eps):
+    eps = eps.view(-1, 1, 1, 1)
+    x_hat = eps * real + (1 - eps) * fake
+    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()""",
+}
+
+
+@pytest.mark.parametrize("test_id, attacks", [("ex1-test", D_LOSS_ATTACKS), ("ex2-test", G_LOSS_ATTACKS),
+                                              ("ex3-test", GP_ATTACKS)], ids=["d_loss", "g_loss", "penalty"])
+def test_visible_tests_reject_each_broken_requirement_with_its_message(test_id, attacks):
+    for expected, answer in attacks.items():
+        with pytest.raises(CheckFailed) as failed:
+            _run_exercise_test(answer, test_id)
+        assert expected in str(failed.value), (answer, str(failed.value))
+
+
+# ---------------------------------------------------------------- a convolution's operator norm
+
+def dense_conv_norm(conv, shape):
+    """Exact operator norm: the convolution (no bias) written as a matrix, one column per input pixel."""
+    n = math.prod(shape)
+    basis = torch.eye(n, dtype=torch.float64).view(n, *shape)
+    w = conv.weight.detach().double()
+    cols = nn.functional.conv2d(basis, w, stride=conv.stride, padding=conv.padding, dilation=conv.dilation)
+    return torch.linalg.matrix_norm(cols.flatten(1), ord=2).item()
+
+
+@pytest.mark.parametrize("settings, shape", [(dict(kernel_size=4, stride=2, padding=1), (2, 8, 8)),
+                                             (dict(kernel_size=3, stride=1, padding=1), (2, 6, 6)),
+                                             (dict(kernel_size=3, stride=2, padding=0), (2, 7, 7)),
+                                             (dict(kernel_size=3, stride=1, padding=2, dilation=2), (2, 7, 5))])
+def test_conv_operator_norm_matches_the_dense_matrix(settings, shape):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, **settings)
+    assert gan.conv_operator_norm(conv, shape) == pytest.approx(dense_conv_norm(conv, shape), rel=1e-6)
+
+
+def test_spectral_norm_bounds_the_reshaped_kernel_not_the_convolution():
+    torch.manual_seed(0)
+    conv = nn.utils.parametrizations.spectral_norm(nn.Conv2d(1, 4, 4, stride=2, padding=1))
+    for _ in range(50):  # converge the layer's own power iteration
+        conv(torch.rand(2, 1, 12, 12))
+    reshaped = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2).item()
+    operator = gan.conv_operator_norm(conv, (1, 12, 12))
+    assert reshaped == pytest.approx(1.0, abs=1e-3)
+    # 4x4 windows at stride 2: each pixel is in at most 4 windows, so the norm is between 1 and sqrt(4) = 2
+    assert 1.05 < operator <= 2 * reshaped + 1e-6
+    assert operator == pytest.approx(dense_conv_norm(conv, (1, 12, 12)), rel=1e-5)
+
+
+def test_conv_operator_norm_of_non_overlapping_windows_is_the_kernels():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, 2, stride=2)  # each pixel in exactly one window: the matrix is block diagonal
+    reshaped = torch.linalg.matrix_norm(conv.weight.detach().double().flatten(1), ord=2).item()
+    assert gan.conv_operator_norm(conv, (2, 6, 6)) == pytest.approx(reshaped, rel=1e-6)
+
+
+def test_conv_operator_norm_leaves_a_spectral_norm_layer_unchanged():
+    conv = nn.utils.parametrizations.spectral_norm(nn.Conv2d(1, 4, 4, stride=2, padding=1))
+    conv.train()
+    before = conv.parametrizations.weight[0]._u.clone()
+    gan.conv_operator_norm(conv, (1, 12, 12))
+    assert torch.equal(before, conv.parametrizations.weight[0]._u) and conv.training
+
+
+def test_conv_operator_norm_bad_input():
+    with pytest.raises(TypeError, match="nn.Conv2d"):
+        gan.conv_operator_norm(nn.Linear(3, 3), (1, 3, 3))
+    with pytest.raises(ValueError, match="in_channels"):
+        gan.conv_operator_norm(nn.Conv2d(2, 3, 3), (1, 8, 8))
+    with pytest.raises(ValueError, match="numeric zero padding"):
+        gan.conv_operator_norm(nn.Conv2d(2, 3, 3, padding="same"), (2, 8, 8))

@@ -440,3 +440,54 @@ def evaluate(G: nn.Module, judge: nn.Module, real_images: Tensor, n: int | None 
     return {"frechet": judge_frechet_distance(judge, real_images, fake), "histogram": hist,
             "coverage": class_coverage(hist), "min_share": float(hist.min()),
             "confidence": judge_confidence(judge, fake)}
+
+
+# ---------------------------------------------------------------- what spectral norm bounds, measured
+
+def conv_operator_norm(conv: nn.Conv2d, input_shape, num_iters: int = 200, block: int = 8, seed: int = 0) -> float:
+    """Largest singular value of the linear map x -> conv(x) (bias left out) on inputs of shape (C, H, W).
+
+    Spectral normalisation divides a convolution's kernel, reshaped to (out_channels, in_channels * kh * kw),
+    by that matrix's largest singular value. The convolution applies the matrix at every position, and with
+    overlapping windows (a 4x4 kernel at stride 2) one input pixel feeds several of them, so the operator's own
+    norm can exceed 1: it is at most sqrt(m) times the reshaped kernel's, m = the most windows one pixel is in.
+    Power iteration on A^T A measures it, with A = conv2d and its adjoint A^T = conv_transpose2d, both with the
+    layer's stride, padding and dilation, on the input shape the layer sees. It iterates a block of vectors
+    (kept orthonormal) rather than one: a convolution's top singular values are often close together, and one
+    vector would need thousands of steps to tell them apart.
+
+    Lesson: 03_gan.ipynb, "7. Two fixes: spectral normalisation and the gradient penalty".
+    """
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"conv must be an nn.Conv2d, got {type(conv).__name__}.")
+    if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
+        raise ValueError("conv_operator_norm needs numeric zero padding (padding=1, not 'same' or "
+                         f"padding_mode={conv.padding_mode!r}).")
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 3 or shape[0] != conv.in_channels:
+        raise ValueError(f"input_shape must be (C, H, W) with C = {conv.in_channels} (the layer's in_channels), "
+                         f"got {tuple(input_shape)}.")
+    if not isinstance(num_iters, int) or num_iters < 1 or not isinstance(block, int) or block < 1:
+        raise ValueError(f"num_iters and block must be positive ints, got {num_iters!r} and {block!r}")
+    was_training = conv.training
+    conv.eval()  # a spectral-norm layer in training mode would run a power-iteration step on every access
+    try:
+        with torch.no_grad():
+            w = conv.weight.detach().to("cpu", torch.float64)
+    finally:
+        conv.train(was_training)
+    args = dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups)
+    n = math.prod(shape)
+    x = torch.randn(min(block, n), *shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    out_hw = F.conv2d(x, w, **args).shape[2:]
+    # conv_transpose2d can return several sizes; output_padding picks the input's, making it the exact adjoint
+    out_pad = tuple(shape[1 + i] - ((out_hw[i] - 1) * conv.stride[i] - 2 * conv.padding[i]
+                                    + conv.dilation[i] * (conv.kernel_size[i] - 1) + 1) for i in range(2))
+    with torch.no_grad():
+        for _ in range(num_iters):
+            q, _ = torch.linalg.qr(x.flatten(1).T)  # (n, block) with orthonormal columns
+            x = q.T.reshape(-1, *shape)
+            x = F.conv_transpose2d(F.conv2d(x, w, **args), w, output_padding=out_pad, **args)  # A^T A x
+        q, _ = torch.linalg.qr(x.flatten(1).T)
+        ax = F.conv2d(q.T.reshape(-1, *shape), w, **args).flatten(1)  # A on the block's orthonormal basis
+        return float(torch.linalg.matrix_norm(ax, ord=2))  # the largest singular value A has on that subspace
