@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from textimg_lessons.checks import (CheckFailed, check_close, check_dtype, check_gradient, check_raises,
-                                    check_shape, numerical_gradient, relative_error, run_check)
+                                    check_shape, check_vectorised, numerical_gradient, relative_error,
+                                    run_check)
 
 
 def test_check_close_ok_prints(capsys):
@@ -293,3 +294,36 @@ def test_autograd_errors_say_what_went_wrong():
         run_check("numpy", lambda: x.numpy())
     with pytest.raises(CheckFailed, match="order of the factors"):
         run_check("matmul", lambda: torch.ones(2, 3) @ torch.ones(2, 3))
+
+
+def _max_of_windows_vectorised(X, K):
+    N, C, H, W = X.shape
+    cols = torch.nn.functional.unfold(X.reshape(N * C, 1, H, W), K, stride=K)
+    return cols.max(dim=1).values.view(N, C, H // K, W // K)
+
+
+def _max_of_windows_with_loops(X, K):
+    N, C, H, W = X.shape
+    out = torch.empty(N, C, H // K, W // K)
+    for i in range(H // K):
+        for j in range(W // K):
+            out[:, :, i, j] = X[:, :, i * K:(i + 1) * K, j * K:(j + 1) * K].amax(dim=(2, 3))
+    return out
+
+
+def test_check_vectorised_passes_whole_tensor_code_and_catches_loops_over_positions(capsys):
+    small, large = (torch.randn(2, 3, 6, 6), 2), (torch.randn(2, 3, 12, 12), 2)
+    check_vectorised("pool", _max_of_windows_vectorised, small, large)
+    assert "[OK] pool: vectorised" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match=r"pool: \d+ torch operations on the smaller input, \d+ on the larger "
+                                          r"one: your code loops in Python over positions"):
+        check_vectorised("pool", _max_of_windows_with_loops, small, large)
+
+
+def test_check_vectorised_allows_loops_over_channels_and_reports_a_crash():
+    def loop_over_channels(X, K):  # the count depends on C, which both inputs share
+        return torch.stack([_max_of_windows_vectorised(X[:, c:c + 1], K)[:, 0] for c in range(X.shape[1])], 1)
+
+    check_vectorised("pool", loop_over_channels, (torch.randn(1, 3, 6, 6), 2), (torch.randn(1, 3, 12, 12), 2))
+    with pytest.raises(CheckFailed, match="pool: your code raised ZeroDivisionError"):
+        check_vectorised("pool", lambda X, K: 1 / 0, (torch.randn(1, 1, 4, 4), 2), (torch.randn(1, 1, 8, 8), 2))
