@@ -391,11 +391,13 @@ class _CountTorchCalls(torch.overrides.TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def check_vectorised(name: str, fn: Callable, small_args: tuple, large_args: tuple, what: str = "positions") -> None:
+def check_vectorised(name: str, fn: Callable, small_args: tuple, large_args: tuple,
+                     what: str = "positions") -> None:
     """Fail when fn makes more torch calls on larger inputs: it loops in Python over `what`.
 
     A vectorised answer makes the same few calls whatever the input size; a Python loop over output
-    positions makes one or more per position, so its count grows with the image."""
+    positions makes one or more per position, so its count grows with the image. First used in
+    02_cnn.ipynb, Exercise 3 (max-pooling with unfold)."""
     counts = []
     for args in (small_args, large_args):
         counter = _CountTorchCalls()
