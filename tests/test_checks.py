@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from textimg_lessons.checks import (CheckFailed, check_close, check_dtype, check_gradient, check_raises,
-                                    check_shape, numerical_gradient, relative_error, run_check)
+                                    check_shape, check_vectorised, numerical_gradient, relative_error,
+                                    run_check)
 
 
 def test_check_close_ok_prints(capsys):
@@ -293,3 +294,140 @@ def test_autograd_errors_say_what_went_wrong():
         run_check("numpy", lambda: x.numpy())
     with pytest.raises(CheckFailed, match="order of the factors"):
         run_check("matmul", lambda: torch.ones(2, 3) @ torch.ones(2, 3))
+
+
+def _max_of_windows_vectorised(X, K):
+    N, C, H, W = X.shape
+    cols = torch.nn.functional.unfold(X.reshape(N * C, 1, H, W), K, stride=K)
+    return cols.max(dim=1).values.view(N, C, H // K, W // K)
+
+
+def _max_of_windows_with_loops(X, K):
+    N, C, H, W = X.shape
+    out = torch.empty(N, C, H // K, W // K)
+    for i in range(H // K):
+        for j in range(W // K):
+            out[:, :, i, j] = X[:, :, i * K:(i + 1) * K, j * K:(j + 1) * K].amax(dim=(2, 3))
+    return out
+
+
+def test_check_vectorised_passes_whole_tensor_code_and_catches_loops_over_positions(capsys):
+    small, large = (torch.randn(2, 3, 6, 6), 2), (torch.randn(2, 3, 12, 12), 2)
+    check_vectorised("pool", _max_of_windows_vectorised, small, large)
+    assert "[OK] pool: vectorised" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match=r"pool: \d+ torch operations on the smaller input, \d+ on the larger "
+                                          r"one: your code loops in Python over positions"):
+        check_vectorised("pool", _max_of_windows_with_loops, small, large)
+
+
+def test_check_vectorised_allows_loops_over_channels_and_reports_a_crash():
+    def loop_over_channels(X, K):  # the count depends on C, which both inputs share
+        return torch.stack([_max_of_windows_vectorised(X[:, c:c + 1], K)[:, 0] for c in range(X.shape[1])], 1)
+
+    check_vectorised("pool", loop_over_channels, (torch.randn(1, 3, 6, 6), 2), (torch.randn(1, 3, 12, 12), 2))
+    with pytest.raises(CheckFailed, match="pool: your code raised ZeroDivisionError"):
+        check_vectorised("pool", lambda X, K: 1 / 0, (torch.randn(1, 1, 4, 4), 2), (torch.randn(1, 1, 8, 8), 2))
+
+
+# ---- the exercises' visible tests, attacked ------------------------------------------------------------------
+# Each wrong answer breaks exactly one requirement that the exercise's text states; the visible part of its test
+# cell (what `check` runs) must fail with a message naming that requirement. Only the notebook's import cell and
+# the test cell run, so this needs neither a full notebook run nor its stored outputs.
+import contextlib
+import io
+from pathlib import Path
+
+import nbformat
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def _visible_test_fails(chapter: str, exercise: str, answer: str) -> str:
+    """Run the visible part of `exercise`'s test against `answer`; the CheckFailed message, or '' if it passes."""
+    nb = nbformat.read(str(NOTEBOOKS / f"{chapter}.ipynb"), 4)
+    imports = next(c.source for c in nb.cells if c.get("id") == "imports")
+    test = next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == f"{exercise}_test")
+    ns = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec("\n".join(l for l in imports.splitlines() if not l.startswith("%")), ns)
+        if exercise == "ex1_output_delta":  # the worked example the first exercise is checked on
+            ref = ns["backprop"].worked_example_321()
+            ns["y"], ns["y_hat"] = ref["y"], ref["y_hat"]
+            ns["y_hat_"] = ref["y_hat"].clone().requires_grad_(True)
+            ns["y_hat_"].grad = ref["dL_dy_hat"]
+        exec(answer, ns)
+        try:
+            exec(test.split("### BEGIN HIDDEN TESTS")[0], ns)
+        except CheckFailed as e:
+            return str(e)
+    return ""
+
+
+_NUMGRAD = ("def numerical_gradient_ex(f, x, eps=1e-6):\n    grad = torch.zeros_like(x)\n"
+            "    flat, gflat = x.view(-1), grad.view(-1)\n    for i in range(flat.numel()):\n"
+            "        old = flat[i].item()\n        flat[i] = old + eps\n        plus = float(f(x))\n"
+            "        flat[i] = old - eps\n        minus = float(f(x))\n{restore}"
+            "        gflat[i] = (plus - minus) / (2 * eps)\n    return grad")
+_SOFTMAX = ("def softmax_cross_entropy_ex(logits, y):\n    N = logits.shape[0]\n    {shift}\n"
+            "    p = s.exp() / s.exp().sum(1, keepdim=True)\n    loss = -p[torch.arange(N), y].log().mean()\n"
+            "    d = p.clone()\n    d[torch.arange(N), y] -= 1\n    return loss, d / N")
+_LENET = ("def conv_params(c_in, c_out, k, bias=True):\n    return c_out * c_in * k * k + {conv_bias}\n"
+          "def linear_params(n_in, n_out, bias=True):\n    return n_in * n_out + {linear_bias}\n"
+          "def lenet5_parameter_count():\n    return 61706")
+ATTACKS = [  # (chapter, exercise, wrong answer, what the visible test must say)
+    ("01_backprop", "ex1_output_delta", "def output_delta_ex(y, y_hat):\n    return (y_hat - y).sum()",
+     "dL/dy_hat on a (2, 3) batch (it has y_hat's shape, whatever that shape is): shape ()"),
+    ("01_backprop", "ex2_numerical_gradient", _NUMGRAD.format(restore=""),
+     "numerical_gradient_ex changed the caller's x: restore x[i] after each perturbation"),
+    ("01_backprop", "ex2_numerical_gradient", _NUMGRAD.format(restore="        flat[i] = old\n")
+     .replace("eps=1e-6):\n", "eps=1e-6):\n    eps = 1e-6\n"),
+     "central difference with eps=0.1, (f(x + eps) - f(x - eps)) / (2 eps) with the eps passed in differs"),
+    ("01_backprop", "ex4_relu_backward", "def relu_backward_ex(dout, Z):\n    return dout * (Z >= 0)",
+     "relu_backward_ex lets the gradient through where Z == 0: at exactly 0 the gradient is 0, as in PyTorch"),
+    ("01_backprop", "ex4_relu_backward",
+     "def relu_backward_ex(dout, Z):\n    out = torch.zeros_like(dout)\n    for i in range(Z.shape[0]):\n"
+     "        for j in range(Z.shape[1]):\n            if Z[i, j] > 0:\n                out[i, j] = dout[i, j]\n"
+     "    return out",
+     "relu_backward_ex on a 3-D input (Z may have any shape): your code raised RuntimeError"),
+    ("01_backprop", "ex5_softmax_cross_entropy", _SOFTMAX.format(shift="s = logits"),
+     "gives inf or NaN for logits in the thousands: subtract each row's max before exp"),
+    ("01_backprop", "ex5_softmax_cross_entropy", _SOFTMAX.format(shift="s = logits - logits.max(1, keepdim=True).values"),
+     "instead of the log of a probability that underflowed to 0"),
+    ("02_cnn", "ex1_conv2d_loops",
+     "def conv2d_ex(X, W, b=None, stride=1, padding=0):\n    return cnn.conv2d_unfold(X, W, b, padding=padding)",
+     "conv2d_ex with stride=2 (H_out = (H + 2P - K) // S + 1, same for W): shape (2, 3, 7, 6)"),
+    ("02_cnn", "ex1_conv2d_loops",
+     "def conv2d_ex(X, W, b=None, stride=1, padding=0):\n"
+     "    return cnn.conv2d_unfold(X, W, None, stride, padding) + b.view(1, -1, 1, 1)",
+     "conv2d_ex with b=None: your code raised AttributeError"),
+    ("02_cnn", "ex1_conv2d_loops",
+     "def conv2d_ex(X, W, b=None, stride=1, padding=0):\n    return cnn.conv2d_unfold(X, W, None, stride, padding)",
+     "conv2d_ex (2 -> 3 channels, 3x3, padding 1, bias b added) differs"),
+    ("02_cnn", "ex2_output_size", "def output_size(H, K, P=0, S=1):\n    return (H + 2 * P - K) / S + 1",
+     "returned 24.0 (float): a number of positions is an int; use // (floor division), not /"),
+    ("02_cnn", "ex3_maxpool_unfold", "def maxpool2d_ex(X, K, S=None):\n    return nn.MaxPool2d(K)(X)",
+     "maxpool2d_ex(X, 3, S=2) on (2, 3, 7, 9) (windows start every S pixels): shape (2, 3, 2, 3)"),
+    ("02_cnn", "ex3_maxpool_unfold",
+     "def maxpool2d_ex(X, K, S=None):\n    S = K if S is None else S\n    N, C, H, W = X.shape\n"
+     "    out = torch.empty(N, C, (H - K) // S + 1, (W - K) // S + 1)\n    for i in range(out.shape[2]):\n"
+     "        for j in range(out.shape[3]):\n"
+     "            out[:, :, i, j] = X[:, :, i * S:i * S + K, j * S:j * S + K].amax(dim=(2, 3))\n    return out",
+     "your code loops in Python over positions"),
+    ("02_cnn", "ex4_parameter_count", _LENET.format(conv_bias="c_out", linear_bias="(n_out if bias else 0)"),
+     "conv_params(1, 6, 5, bias=False) (weights only) differs"),
+    ("02_cnn", "ex4_parameter_count", _LENET.format(conv_bias="(c_out if bias else 0)", linear_bias="n_out"),
+     "linear_params(400, 120, bias=False) (weights only) differs"),
+]
+
+
+@pytest.mark.parametrize("chapter, exercise, answer, message", ATTACKS,
+                         ids=[f"{a[0][:2]}-{a[1]}-{i}" for i, a in enumerate(ATTACKS)])
+def test_a_visible_exercise_test_names_the_stated_requirement_an_answer_breaks(chapter, exercise, answer, message):
+    assert message in _visible_test_fails(chapter, exercise, answer)
+
+
+@pytest.mark.parametrize("chapter, exercise", sorted({a[:2] for a in ATTACKS}))
+def test_the_reference_solution_passes_the_visible_tests(chapter, exercise):
+    nb = nbformat.read(str(NOTEBOOKS / f"{chapter}.ipynb"), 4)
+    solution = next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == exercise)
+    assert _visible_test_fails(chapter, exercise, solution) == ""

@@ -377,3 +377,40 @@ def run_check(name: str, fn: Callable, *args, **kwargs):
     except BaseException as e:  # SystemExit too, so exit() in an answer is a failed check, not a dead kernel
         raise CheckFailed(f"{name}: your code raised {explain_error(e)}"
                           if not isinstance(e, SystemExit) else f"{name}: {explain_error(e)}") from None
+
+
+class _CountTorchCalls(torch.overrides.TorchFunctionMode):
+    """Counts the torch functions and tensor methods called directly (not those they call inside)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+def check_vectorised(name: str, fn: Callable, small_args: tuple, large_args: tuple,
+                     what: str = "positions") -> None:
+    """Fail when fn makes more torch calls on larger inputs: it loops in Python over `what`.
+
+    A vectorised answer makes the same few calls whatever the input size; a Python loop over output
+    positions makes one or more per position, so its count grows with the image. First used in
+    02_cnn.ipynb, Exercise 3 (max-pooling with unfold)."""
+    counts = []
+    for args in (small_args, large_args):
+        counter = _CountTorchCalls()
+        try:
+            with counter:
+                fn(*args)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # as in run_check: a crash is a failed check, never a dead kernel
+            raise CheckFailed(f"{name}: your code raised {explain_error(e)}") from None
+        counts.append(counter.calls)
+    if counts[1] > counts[0]:
+        raise CheckFailed(f"{name}: {counts[0]} torch operations on the smaller input, {counts[1]} on the larger "
+                          f"one: your code loops in Python over {what}. Use whole-tensor operations instead, so "
+                          f"the number of operations does not grow with the input.")
+    print(f"[OK] {name}: vectorised ({counts[0]} torch operations whatever the input size)")
