@@ -337,7 +337,7 @@ def gradient_penalty_ex(critic, real, fake, eps):
     x_hat = (eps * fake + (1 - eps) * real).detach().requires_grad_(True)
     grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()""",
-    "did you pass create_graph=True": """
+    "pass it create_graph=True": """
 def gradient_penalty_ex(critic, real, fake, eps):
     eps = eps.view(-1, 1, 1, 1)
     x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)

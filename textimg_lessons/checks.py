@@ -210,10 +210,10 @@ def check_close(name: str, actual, expected, rtol: float = 1e-5, atol: float = 1
 # internals ("grad_fn", "leaf Variable"); these say what to change.
 ERROR_HINTS = [
     ("does not require grad and does not have a grad_fn",
-     "the result is not connected to its inputs by autograd, so it does not require grad: did you pass "
-     "create_graph=True to torch.autograd.grad (needed to differentiate through a gradient)? Also check "
-     "that the inputs have requires_grad=True and that nothing on the way uses .detach(), .item(), "
-     ".numpy(), torch.no_grad() or a new torch.tensor(...)."),
+     "the result is not connected to its inputs by autograd, so it does not require grad: check that the "
+     "inputs have requires_grad=True and that nothing on the way uses .detach(), .item(), .numpy(), "
+     "torch.no_grad() or a new torch.tensor(...); and if your answer differentiates through a gradient "
+     "(torch.autograd.grad), pass it create_graph=True."),
     ("One of the differentiated Tensors does not require grad",
      "torch.autograd.grad can only differentiate with respect to tensors that have requires_grad=True: "
      "call .requires_grad_() on that input first."),
@@ -234,6 +234,9 @@ ERROR_HINTS = [
      "pass: write x = x + ... or clone() before changing it."),
     ("Can't call numpy() on Tensor that requires grad",
      "use .detach().numpy() (or do the computation in torch)."),
+    ("must match the size of tensor",
+     "two tensors' shapes do not line up in an elementwise operation: a value per example of shape (N,) must "
+     "be reshaped to broadcast over the other dimensions, e.g. eps.view(-1, 1, 1, 1) for images (N, C, H, W)."),
     ("shapes cannot be multiplied",
      "the inner dimensions of a matrix product differ: check the order of the factors or a missing .T."),
 ]

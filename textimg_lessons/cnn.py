@@ -279,8 +279,11 @@ class AugmentedLoader:
 RECIPE = Recipe(num_epochs=FullFast(20, 4), lr=3e-3, weight_decay=1e-4, batch_size=128)
 
 
-def _warmup_cosine(optimizer, num_epochs: int, warmup: int = 1):
-    """Learning-rate factor per epoch: linear warm-up, then a cosine down to ~0 (stepped once per epoch)."""
+def warmup_cosine(optimizer, num_epochs: int, warmup: int = 1):
+    """Learning-rate factor per epoch: linear warm-up, then a cosine down to ~0 (stepped once per epoch).
+
+    Lesson: 02_cnn.ipynb, "The recipe's pieces, one at a time".
+    """
     def factor(epoch):
         if epoch < warmup:
             return (epoch + 1) / (warmup + 1)
@@ -306,7 +309,7 @@ def train_classifier(net: nn.Module, data, num_epochs: int, lr: float = RECIPE["
     if augment:
         train_loader = AugmentedLoader(train_loader, seed=seed, **(affine or {}))
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = _warmup_cosine(optimizer, num_epochs)
+    scheduler = warmup_cosine(optimizer, num_epochs)
     eval_fn = (lambda m: {"test_acc": accuracy(m, data.X_test, data.y_test, device=device)}) \
         if eval_every_epoch else None
     # history["cpu_seconds"]: on a shared machine wall time overstates what the recipe costs
