@@ -109,8 +109,11 @@ def test_read_only_folder_is_refused_even_when_running_as_root(tmp_path, capsys,
     assert not (tmp_path / "grid.png").exists()
 
 
-def test_generate_defaults_to_diffusion_and_reports_time_confidence_and_familiarity():
-    result = generate.generate("a photo of a trouser", n=8, dataset="fashion_mnist", steps=4)
+def test_generate_defaults_to_the_fast_student_at_its_chosen_steps_and_reports_time_confidence_and_familiarity():
+    from textimg_lessons.faster import load_student
+    result = generate.generate("a photo of a trouser", n=8, dataset="fashion_mnist")
+    assert result["kind"] == "fast"
+    assert result["steps"] == int(load_student("fashion_mnist").metadata["recommended_steps"]) <= 8
     assert result["known"] and result["nearest"][0] == "Trouser"
     assert len(result["confidence"]) == 8 and all(0 <= c <= 1 for c in result["confidence"])
     assert result["seconds"] > 0
@@ -126,6 +129,31 @@ def test_an_unknown_prompt_is_named_as_such_with_the_nearest_classes(tmp_path, c
     capsys.readouterr()
     assert main(["generate", "a photo of a trouser", "--n", "4", "--steps", "2", "--out", str(tmp_path / "k.png")]) == 0
     assert "far from everything" not in capsys.readouterr().out
+
+
+def test_chapter7s_model_is_still_available_with_its_own_steps_and_guidance(tmp_path, capsys):
+    assert main(["generate", "a photo of a trouser", "--model", "diffusion", "--steps", "2", "--guidance", "3",
+                 "--n", "4", "--out", str(tmp_path / "d.png")]) == 0
+    assert "diffusion model, 2 steps" in capsys.readouterr().out
+
+
+def test_guidance_for_the_fast_model_is_refused_with_what_to_do_instead(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(generate, "generate", lambda *a, **k: pytest.fail("generate ran before the arguments were checked"))
+    assert main(["generate", "a bag", "--guidance", "3", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--model diffusion" in capsys.readouterr().err
+
+
+def test_a_missing_student_file_says_how_to_restore_it(tmp_path):
+    from textimg_lessons.faster import load_student
+    with pytest.raises(FileNotFoundError, match="train reflow"):
+        load_student("fashion_mnist", path=tmp_path / "reflow_fashion_mnist.safetensors")
+
+
+def test_a_chapter7_model_is_not_taken_for_a_student():
+    from textimg_lessons.diffusion import shipped_model_path
+    from textimg_lessons.faster import load_student
+    with pytest.raises(ValueError, match="not a reflow student"):
+        load_student("fashion_mnist", path=shipped_model_path("fashion_mnist"))
 
 
 def test_the_chapter6_model_is_still_available(tmp_path, capsys):

@@ -20,6 +20,7 @@ Chapter 7's samplers with fewer steps (section 6) need no code here: `sample_lat
 from __future__ import annotations
 
 import copy
+import json
 import statistics
 import time
 import warnings
@@ -45,6 +46,8 @@ class Timing:
 
     cpu_ms_median > median_ms means more than one core worked; cpu well below wall means the call waited
     (sleep, disk, another process on the same cores).
+
+    Lesson: 08_faster_generation.ipynb, "1. Measuring properly".
     """
 
     median_ms: float
@@ -61,6 +64,8 @@ class Timing:
 @contextmanager
 def with_threads(n: int | None):
     """Run a block with torch using n CPU threads, then restore the previous setting (n=None: unchanged).
+
+    Lesson: 08_faster_generation.ipynb, "1. Measuring properly".
     """
     if n is None:
         yield torch.get_num_threads()
@@ -89,6 +94,8 @@ def time_call(fn, *, warmup: int = 2, repeats: int = 7, threads: int | None = No
     call that lasts seconds (a whole generation). What it does that matters here is done below: set the
     thread count for the measurement only (`with_threads`) and synchronise CUDA before reading the clock.
     `time.process_time` adds the CPU time of the process, which `torch.utils.benchmark` does not report.
+
+    Lesson: 08_faster_generation.ipynb, "1. Measuring properly".
     """
     if not callable(fn):
         raise TypeError(f"fn must be a callable taking no arguments, got {type(fn).__name__}.")
@@ -128,6 +135,8 @@ def profile_generation(t2i, prompt: str, n: int = 16, steps: int = diffusion.REC
 
     {"text encoder": MiniLM's token states, "denoiser": all the sampler's passes, "decoder": latent ->
     pixels, "passes": network evaluations per image}. One warm-up call first.
+
+    Lesson: 08_faster_generation.ipynb, "2. Where the time goes".
     """
     def once():
         t = {}
@@ -147,6 +156,8 @@ def profile_generation(t2i, prompt: str, n: int = 16, steps: int = diffusion.REC
 def profile_cvae(model, encoder, prompt: str, n: int = 16, guidance: float | None = None, repeats: int = 3) -> dict:
     """The same split for chapter 6's conditional VAE: pooled MiniLM vector, then one decoder pass (two with
     guidance). Its decoder *is* the generator, so "denoiser" is 0 and the passes are counted as decoder.
+
+    Lesson: 08_faster_generation.ipynb, "2. Where the time goes".
     """
     from . import conditional
     w = conditional.RECIPE["guidance"] if guidance is None else guidance
@@ -173,6 +184,8 @@ class CachedTokenStates:
     token's state, so this caches those. Calling it with a list of prompts returns the same (N, S, D) states
     and (N, S) mask as `diffusion.token_states`, running MiniLM once, in one batch, on the prompts it has not
     seen (misses) and reading the others (hits). The least recently used prompt is dropped when full.
+
+    Lesson: 08_faster_generation.ipynb, "3. Caching prompts".
     """
 
     def __init__(self, encoder, maxsize: int = 1024):
@@ -218,6 +231,8 @@ def generate_cached(t2i, cache: CachedTokenStates, prompt: str, n: int = 16,
                     steps: int = diffusion.RECIPE["sample_steps"], guidance: float = diffusion.RECIPE["guidance"],
                     sampler: str = "heun", seed: int = 0) -> torch.Tensor:
     """t2i's images for one prompt with its token states read from `cache` (computed on a miss).
+
+    Lesson: 08_faster_generation.ipynb, "3. Caching prompts".
     """
     states, mask = cache([prompt])
     return t2i.images_for(states, mask, n, steps, guidance, sampler, torch.Generator().manual_seed(seed))
@@ -240,6 +255,8 @@ def quantize_encoder(encoder):
     CPU (quantised kernels are CPU kernels), has its own empty embedding cache and never reads or writes the
     disk cache of the float32 model, which would hand back float32 embeddings.
     Raises RuntimeError with the reason when this torch build cannot quantise.
+
+    Lesson: 08_faster_generation.ipynb, "4. An int8 language model".
     """
     from torch import nn
     try:
@@ -263,6 +280,8 @@ def quantize_encoder(encoder):
 
 def embedding_cosine(encoder_a, encoder_b, texts: list) -> torch.Tensor:
     """Cosine between two encoders' pooled embeddings of each text (N,), computed fresh (no cache).
+
+    Lesson: 08_faster_generation.ipynb, "4. An int8 language model".
     """
     a = encoder_a.encode(texts, use_cache=False)
     b = encoder_b.encode(texts, use_cache=False)
@@ -271,6 +290,8 @@ def embedding_cosine(encoder_a, encoder_b, texts: list) -> torch.Tensor:
 
 def parameter_megabytes(module) -> float:
     """Size of a module's weights in MB as stored in memory (quantised layers keep theirs in packed params).
+
+    Lesson: 08_faster_generation.ipynb, "4. An int8 language model".
     """
     import io
     buf = io.BytesIO()
@@ -286,6 +307,8 @@ def maybe_compile(module, *example_args, backend: str | object = "inductor", **e
     Returns (compiled module, compile seconds, None), or (module unchanged, 0.0, reason) when no compiler
     works here (no C compiler, an unsupported platform, an error in the backend): the reason says which.
     A compiled module recompiles for each new input shape, so time it on the shapes it was compiled for.
+
+    Lesson: 08_faster_generation.ipynb, "5. `torch.compile`".
     """
     if not hasattr(torch, "compile"):
         return module, 0.0, f"torch {torch.__version__} has no torch.compile"
@@ -330,6 +353,8 @@ def make_reflow_pairs(t2i, table, n_pairs: int, steps: int = REFLOW["teacher_ste
     Captions are drawn like chapter 7's training (a random image, one of its captions), so the student sees
     the same prompts. Returns {"noise": (P, latent_dim), "z0": (P, latent_dim), "rows": (P,) rows of
     `table`, "seconds"}: the teacher maps noise[i] to z0[i] under caption table.texts[rows[i]].
+
+    Lesson: 08_faster_generation.ipynb, "7. A distilled few-step student".
     """
     if not isinstance(n_pairs, int) or n_pairs < 1:
         raise ValueError(f"n_pairs must be a positive int, got {n_pairs!r}.")
@@ -355,6 +380,8 @@ def reflow_loss(student, noise: torch.Tensor, z0: torch.Tensor, states: torch.Te
     the straight line's, noise - z0 (section 7). The same regression as chapter 7's loss, except that noise
     and z0 are *coupled* by the teacher instead of drawn independently, so the paths do not cross and a
     few Euler steps (even one) follow them. The prompt is always given: guidance is in the teacher's z0.
+
+    Lesson: 08_faster_generation.ipynb, "7. A distilled few-step student".
     """
     v = student(diffusion.interpolate(z0, noise, t), t, states, mask)
     return F.mse_loss(v, diffusion.velocity_target(z0, noise))
@@ -370,6 +397,8 @@ def train_reflow_student(t2i, table, num_pairs: int | None = None, num_steps: in
     {"distilled": "reflow", "guidance_baked": ...}: sample it with guidance=1 and sampler="euler".
     history: "pairs_seconds", "seconds" (training), "cpu_seconds", "loss" (mean per 50 steps).
     Defaults from REFLOW (full mode 6,000 pairs and 800 steps of 256; fast mode 64 pairs, 20 steps of 32).
+
+    Lesson: 08_faster_generation.ipynb, "7. A distilled few-step student".
     """
     num_pairs = num_pairs or REFLOW["num_pairs"]
     num_steps = num_steps or REFLOW["num_steps"]
@@ -399,17 +428,107 @@ def train_reflow_student(t2i, table, num_pairs: int | None = None, num_steps: in
     return out, history
 
 
+STUDENT_FORMAT_KEY = "distilled"      # metadata key that marks a saved TextToImage as a reflow student
+STUDENT_COMMAND = "textimg-lessons train reflow"
+STUDENT_STEP_CHOICES = (1, 2, 4, 8)   # Euler steps tried when choosing the shipped student's default
+
+
 def student_path(dataset: str):
-    """Where `save_model` puts a reflow student next to the shipped weights (not shipped by default).
+    """Where the shipped reflow student of `dataset` lives (`textimg-lessons generate`'s default model).
+
+    Lesson: 08_faster_generation.ipynb, "The targets, and what".
     """
     from .config import shipped_data_dir
     return shipped_data_dir() / f"reflow_{require_dataset(dataset)}.safetensors"
+
+
+def load_student(dataset: str, path=None, encoder=None, device=None):
+    """The shipped (or a saved) reflow student: a chapter-7 TextToImage whose `.metadata` says it is distilled,
+    with the guidance it has baked in and the Euler steps chosen for it ("recommended_steps").
+
+    Lesson: 08_faster_generation.ipynb, "The targets, and what".
+    """
+    from pathlib import Path
+    dataset = require_dataset(dataset)
+    path = Path(path) if path is not None else student_path(dataset)
+    if not path.exists():
+        raise FileNotFoundError(f"no reflow student at {path.name}; restore it with `git checkout -- "
+                                f"textimg_lessons/shipped/{path.name}` or rebuild it with `{STUDENT_COMMAND}`.")
+    student = diffusion.load_model(dataset, path=path, encoder=encoder, device=device)
+    if student.metadata.get(STUDENT_FORMAT_KEY) != "reflow":
+        raise ValueError(f"{path.name} is a chapter-7 model, not a reflow student (no {STUDENT_FORMAT_KEY!r} in "
+                         f"its metadata); load it with diffusion.load_model.")
+    return student
+
+
+def choose_student_steps(student, teacher, judge, n_per_prompt: int | None = None, max_drop: float = 0.05,
+                         choices=STUDENT_STEP_CHOICES) -> tuple:
+    """The fewest Euler steps at which the student's adherence on the held-out phrasings is within max_drop
+    of the teacher's at its default (16 Heun steps, guidance 2): chapter 8's quality bar (section 8).
+
+    Returns (steps or None if no choice meets the bar, {"teacher": adherence, steps: adherence, ...}).
+
+    Lesson: 08_faster_generation.ipynb, "The targets, and what".
+    """
+    from . import generation_metrics as gm
+    n = n_per_prompt or MEASURE["n_per_prompt"]
+    fam = ("heldout_phrasing",)
+
+    def adherence(t2i, steps, guidance, sampler):
+        s = gm.diffusion_sampler(t2i, steps, guidance, sampler)
+        return gm.adherence_by_family(s, judge, teacher.dataset, n, fam)["heldout_phrasing"]["adherence"]
+
+    scores = {"teacher": adherence(teacher, diffusion.RECIPE["sample_steps"], diffusion.RECIPE["guidance"], "heun")}
+    for steps in choices:
+        scores[steps] = adherence(student, steps, 1.0, "euler")
+    ok = [s for s in choices if scores[s] >= scores["teacher"] - max_drop]
+    return (min(ok) if ok else None), scores
+
+
+def train_shipped_student(datasets=None, out_dir=None, seed: int = 0) -> list:
+    """Distil the shipped chapter-7 model of each dataset into a reflow student on REFLOW's full budget, choose
+    its default Euler steps (`choose_student_steps`) and save it next to the teacher (`textimg-lessons train
+    reflow`; section 7). The training cost and the measured adherences are recorded in the file.
+
+    Lesson: 08_faster_generation.ipynb, "The targets, and what".
+    """
+    from pathlib import Path
+
+    from .data import load_dataset
+    from .datasets import NAMES
+    from .judges import load_judge
+    from .pretrained import PretrainedTextEncoder
+    encoder = PretrainedTextEncoder()
+    report = []
+    for ds in datasets or NAMES:
+        start = time.perf_counter()
+        teacher = diffusion.load_model(ds, encoder=encoder)
+        data = load_dataset(ds)
+        table = diffusion.TokenTable(data, encoder, seed=seed)
+        student, h = train_reflow_student(teacher, table, seed=seed)
+        steps, scores = choose_student_steps(student, teacher, load_judge(ds))
+        if steps is None:
+            print(f"{ds}: no Euler step count of {STUDENT_STEP_CHOICES} keeps the student within 5 points of the "
+                  f"teacher ({scores}); saving it with {max(STUDENT_STEP_CHOICES)} steps as its default.", flush=True)
+        path = student_path(ds) if out_dir is None else Path(out_dir) / student_path(ds).name
+        meta = {**student.metadata, "command": STUDENT_COMMAND, "seed": seed,
+                "recommended_steps": steps or max(STUDENT_STEP_CHOICES),
+                "pairs_seconds": round(h["pairs_seconds"], 1), "train_seconds": round(h["seconds"], 1),
+                "train_cpu_seconds": round(h["cpu_seconds"], 1), "threads": torch.get_num_threads(),
+                "adherence_heldout_phrasing": json.dumps({str(k): round(v, 4) for k, v in scores.items()})}
+        diffusion.save_model(student, path, meta)
+        report.append({"dataset": ds, "file": path.name, "recommended_steps": meta["recommended_steps"],
+                       "adherence": scores, "seconds": round(time.perf_counter() - start, 1)})
+        print(report[-1], flush=True)
+    return report
 
 
 # ---------------------------------------------------------------- 8. configurations, speed, quality
 
 def with_parts(t2i, model=None, encoder=None):
     """A TextToImage that shares t2i's parts except the denoiser and/or the text encoder given.
+
+    Lesson: 08_faster_generation.ipynb, "7. A distilled few-step student".
     """
     out = diffusion.TextToImage(t2i.codec, model if model is not None else t2i.model,
                                 encoder if encoder is not None else t2i.encoder, t2i.known_pooled,
@@ -423,6 +542,8 @@ def speed_of(sample, prompts: list, threads_list=(1, 2), batch: int = 64, warmup
 
     For each thread count n: "ms_batch1_{n}t" (one prompt, one image: what one user waits) and
     "img_s_batch_{n}t" (`batch` different prompts, one image each, in one call: what a server delivers).
+
+    Lesson: 08_faster_generation.ipynb, "8. Every configuration".
     """
     prompts = list(prompts)
     if not prompts:
@@ -440,6 +561,8 @@ def speed_of(sample, prompts: list, threads_list=(1, 2), batch: int = 64, warmup
 def pareto_front(points) -> list:
     """Indices of the (ms per image, adherence) points that no other point beats on both: nothing is faster
     *and* at least as good, or at least as fast *and* better. Sorted from fastest to slowest (section 8).
+
+    Lesson: 08_faster_generation.ipynb, "8. Every configuration".
     """
     pts = [(float(ms), float(q)) for ms, q in points]
     front = []
@@ -454,6 +577,8 @@ def diffusion_config(t2i, steps: int, guidance: float, sampler: str) -> dict:
     """One configuration of a chapter-7 generator for the comparison table (section 6 onwards):
     {"sampler": a generation_metrics Sampler, "evaluations": network evaluations per image, "generate": the
     keyword arguments of t2i.generate that reproduce it, with "gen" the generator itself}.
+
+    Lesson: 08_faster_generation.ipynb, "6. Fewer sampling steps".
     """
     from . import generation_metrics as gm
     return {"sampler": gm.diffusion_sampler(t2i, steps, guidance, sampler),
@@ -472,6 +597,8 @@ MEASURE = Recipe(
 def quality_of(sampler, judge, data, n_per_prompt: int | None = None, n_images: int | None = None) -> dict:
     """{"adherence", "confident"} on the held-out phrasings and {"frechet"} of one configuration, with the
     same settings (MEASURE) for every configuration.
+
+    Lesson: 08_faster_generation.ipynb, "6. Fewer sampling steps".
     """
     from . import generation_metrics as gm
     adh = gm.adherence_by_family(sampler, judge, data.name, n_per_prompt or MEASURE["n_per_prompt"],
@@ -485,6 +612,8 @@ def fastest_meeting_bar(results: dict, default: str, max_evaluations: int = 8, m
                         min_speedup: float = 5.0, speed_key: str = "ms_batch1_1t"):
     """Name of the fastest configuration with <= max_evaluations per image, adherence within max_drop of the
     default's and at least min_speedup times faster than it (chapter 8's target); None if there is none.
+
+    Lesson: 08_faster_generation.ipynb, "The targets, and what".
     """
     ref = results[default]
     ok = [n for n, r in results.items() if n != default and r.get("diffusion", True)

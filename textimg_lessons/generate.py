@@ -1,12 +1,16 @@
 """`textimg-lessons generate PROMPT`: prompt -> image grid from a shipped text-to-image model.
 
     textimg-lessons generate "a photo of a trouser" --n 16 --out grid.png [--dataset fashion_mnist] [--seed 0]
-                             [--model diffusion|cvae] [--steps 16] [--guidance 2]
+                             [--model fast|diffusion|cvae] [--steps N] [--guidance 2]
 
-The default model is chapter 7's diffusion generator (textimg_lessons/shipped/diffusion_<dataset>.safetensors,
-made by `textimg-lessons train diffusion`): MiniLM's token states condition a denoiser that runs --steps Heun
-steps in a VAE's latent space. `--model cvae` is chapter 6's text-conditioned VAE (cvae_<dataset>.safetensors,
-made by `textimg-lessons train generators`). The chapter 2 judge says what it sees in each image and how sure
+The default model, `fast`, is chapter 8's reflow student (textimg_lessons/shipped/reflow_<dataset>.safetensors,
+made by `textimg-lessons train reflow`): chapter 7's diffusion generator distilled so that a few Euler steps
+(the number chosen when it was trained: the fewest that keep adherence within 5 points of the teacher's) and
+no guidance pass give its images. `--model diffusion` is chapter 7's generator itself
+(diffusion_<dataset>.safetensors, made by `textimg-lessons train diffusion`): MiniLM's token states condition
+a denoiser that runs --steps Heun steps (default 16) with classifier-free guidance in a VAE's latent space.
+`--model cvae` is chapter 6's text-conditioned VAE (cvae_<dataset>.safetensors, made by `textimg-lessons train
+generators`). The chapter 2 judge says what it sees in each image and how sure
 it is; a prompt far from every training caption (an unknown object, another language) gets a warning that
 names the nearest known classes. An existing --out is never overwritten without --force.
 
@@ -93,14 +97,16 @@ def save_grid(images: torch.Tensor, path, scale: int = 4, padding: int = 2) -> P
     return Path(path)
 
 
-MODELS = ("diffusion", "cvae")
+MODELS = ("fast", "diffusion", "cvae")
+MODEL_HELP = {"fast": "chapter 8's few-step student, the default", "diffusion": "chapter 7's generator",
+              "cvae": "chapter 6's text-conditioned VAE"}
 _LOADED: dict = {}   # (what, dataset) => a loaded model, so later calls in one process skip the loading
 
 
 def validate_model(model: str) -> str:
     if model not in MODELS:
-        raise GenerateError(f"--model must be one of: {', '.join(MODELS)} (diffusion: chapter 7, the default; "
-                            f"cvae: chapter 6), got {model!r}.")
+        raise GenerateError(f"--model must be one of: {'; '.join(f'{k} ({v})' for k, v in MODEL_HELP.items())}, "
+                            f"got {model!r}.")
     return model
 
 
@@ -108,6 +114,12 @@ def validate_steps(steps) -> int | None:
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 200):
         raise GenerateError(f"--steps must be a whole number between 1 and 200, got {steps!r}.")
     return steps
+
+
+def validate_model_options(model: str, guidance) -> None:
+    if model == "fast" and guidance is not None:
+        raise GenerateError("the fast model has chapter 7's guidance (2.0) distilled into it and takes none; drop "
+                            "--guidance, or choose it with --model diffusion.")
 
 
 def _cached(key, load):
@@ -121,10 +133,13 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
              steps: int | None = None) -> dict:
     """Images for a prompt from a shipped generator, with the judge's reading of each.
 
-    kind: "diffusion" (chapter 7, the default: it measured better on every target) or "cvae" (chapter 6);
-    None means the kind of `model` when one is passed (a chapter 6 ConditionalVAE is "cvae"), else diffusion.
-    guidance: classifier-free guidance scale (None: the chapter's recipe; 1 = none). steps: the diffusion
-    model's Heun steps (None: its recipe's).
+    kind: "fast" (chapter 8's reflow student: chapter 7's quality bar at a fraction of its time, measured by
+    `textimg-lessons bench 08_faster_generation`), "diffusion" (chapter 7) or "cvae" (chapter 6). None means
+    the kind of `model` when one is passed (a reflow student is "fast", another chapter 7 TextToImage
+    "diffusion", a chapter 6 ConditionalVAE "cvae"), else "fast".
+    guidance: classifier-free guidance scale (None: the chapter's recipe; 1 = none; not for "fast", which has it
+    built in). steps: the diffusion model's Heun steps, or the student's Euler steps (None: the recipe's, or
+    the number chosen for the student when it was trained).
 
     Returns {"images": (n, 1, 28, 28), "readings": [class name per image], "confidence": [the judge's
     probability of that class per image], "counts": Counter, "seconds": generation time, and for diffusion
@@ -141,8 +156,14 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
 
     if kind is None:
         from .diffusion import TextToImage
-        kind = "diffusion" if model is None or isinstance(model, TextToImage) else "cvae"
+        if model is None:
+            kind = "fast"
+        elif isinstance(model, TextToImage):
+            kind = "fast" if getattr(model, "metadata", {}).get("distilled") == "reflow" else "diffusion"
+        else:
+            kind = "cvae"
     kind, steps = validate_model(kind), validate_steps(steps)
+    validate_model_options(kind, guidance)
 
     from .judges import load_judge
     from .metrics import judge_logits
@@ -152,12 +173,19 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     judge = judge if judge is not None else _cached(("judge", dataset), lambda: load_judge(dataset))
     names = class_names(dataset)
     extra = {}
-    if kind == "diffusion":
+    if kind == "fast":
+        from .faster import STUDENT_STEP_CHOICES, load_student
+        model = model if model is not None else _cached(("fast", dataset), lambda: load_student(dataset, encoder=encoder))
+        steps = steps or int(model.metadata.get("recommended_steps", max(STUDENT_STEP_CHOICES)))
+        result = model.generate(prompt, n, steps, 1.0, sampler="euler", seed=seed)
+    elif kind == "diffusion":
         from . import diffusion
         model = model if model is not None else _cached(
             ("diffusion", dataset), lambda: diffusion.load_model(dataset, encoder=encoder))
-        result = model.generate(prompt, n, steps or diffusion.RECIPE["sample_steps"],
-                                diffusion.RECIPE["guidance"] if guidance is None else guidance, seed=seed)
+        steps = steps or diffusion.RECIPE["sample_steps"]
+        result = model.generate(prompt, n, steps, diffusion.RECIPE["guidance"] if guidance is None else guidance,
+                                seed=seed)
+    if kind in ("fast", "diffusion"):
         images, seconds = result.images, result.seconds
         extra = {"known": result.known, "familiarity": result.familiarity,
                  "nearest": [names[c] for c in result.nearest]}
@@ -173,7 +201,7 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     conf, classes = probs.max(dim=1)
     readings = [names[int(c)] for c in classes]
     return {"images": images, "readings": readings, "confidence": conf.tolist(), "counts": Counter(readings),
-            "seconds": seconds, **extra}
+            "seconds": seconds, "kind": kind, "steps": steps, **extra}
 
 
 def reading_text(counts: Counter, n: int, readings=None, confidence=None) -> str:
@@ -204,6 +232,7 @@ def _run(args) -> int:
         prompt, dataset = validate_prompt(args.prompt), validate_dataset(args.dataset)
         validate_count(args.n), validate_guidance(args.guidance)
         validate_model(args.model), validate_steps(args.steps)
+        validate_model_options(args.model, args.guidance)
         out = validate_out(args.out, args.force)
         if args.scale < 1 or args.scale > 16:
             raise GenerateError(f"--scale must be between 1 and 16, got {args.scale}.")
@@ -217,14 +246,15 @@ def _run(args) -> int:
     warning = unknown_warning(result)
     if warning:
         print(warning)
-    print(f"wrote {out} ({w}x{h} px, {args.n} images, {dataset}, {args.model} model, seed {args.seed}) "
+    steps = "" if args.model == "cvae" else f", {result['steps']} step{'s' * (result['steps'] != 1)}"
+    print(f"wrote {out} ({w}x{h} px, {args.n} images, {dataset}, {args.model} model{steps}, seed {args.seed}) "
           f"in {result['seconds']:.2f} s (model loading not counted)")
     print(f"the judge reads: {reading_text(result['counts'], args.n, result['readings'], result['confidence'])}")
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="prompt -> PNG grid from a shipped text-to-image model (chapter 7; 6)")
+    p = sub.add_parser("generate", help="prompt -> PNG grid from a shipped text-to-image model (chapter 8; 7; 6)")
     p.add_argument("prompt", help='what to draw, e.g. "a pair of jeans" or "a thick seven"')
     p.add_argument("--n", type=int, default=16, help="number of images (default 16)")
     p.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
@@ -232,8 +262,10 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for the latent samples")
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale (default: the chapter's, 2.0; 1 = none)")
-    p.add_argument("--model", default="diffusion", help="diffusion (chapter 7, default) or cvae (chapter 6)")
-    p.add_argument("--steps", type=int, default=None, help="diffusion sampling steps (default: the chapter's, 16)")
+    p.add_argument("--model", default="fast", help="; ".join(f"{k}: {v}" for k, v in MODEL_HELP.items()))
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: the fast model's chosen number of Euler steps; 16 Heun steps "
+                        "for --model diffusion)")
     p.add_argument("--scale", type=int, default=4, help="enlarge each 28x28 image this many times (default 4)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=_run)

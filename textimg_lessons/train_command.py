@@ -3,10 +3,12 @@
     textimg-lessons train judges [--out DIR] [--datasets mnist fashion_mnist] [--seed 0]
     textimg-lessons train generators [--out DIR] [--datasets fashion_mnist mnist] [--seed 0]
     textimg-lessons train diffusion [--out DIR] [--datasets fashion_mnist mnist] [--seed 0]
+    textimg-lessons train reflow [--out DIR] [--datasets fashion_mnist mnist] [--seed 0]
 
 judges trains chapter 2's judge classifiers (`judges.train_judges`); generators trains chapter 6's
-text-conditioned VAEs (`generator_io.train_shipped`); diffusion trains chapter 7's diffusion generators, the
-default of `textimg-lessons generate` (`diffusion.train_shipped`). All run in full
+text-conditioned VAEs (`generator_io.train_shipped`); diffusion trains chapter 7's diffusion generators
+(`diffusion.train_shipped`); reflow distils the shipped diffusion generators into chapter 8's few-step students,
+the default of `textimg-lessons generate` (`faster.train_shipped_student`). All run in full
 mode for minutes to an hour on a CPU. The arguments are checked before torch is imported. The default
 --out is a folder in the data cache; the shipped files are replaced only when --out names the package's
 shipped folder, and an existing weight file only with --force.
@@ -21,10 +23,12 @@ from .datasets import NAMES, DatasetError, require_dataset
 WHAT = {
     "judges": "chapter 2's judge classifiers, judge_<dataset>.safetensors",
     "generators": "chapter 6's text-conditioned VAEs (generate --model cvae), cvae_<dataset>.safetensors",
-    "diffusion": "chapter 7's diffusion generators (generate's default), diffusion_<dataset>.safetensors",
+    "diffusion": "chapter 7's diffusion generators (generate --model diffusion), diffusion_<dataset>.safetensors",
+    "reflow": "chapter 8's few-step students of the shipped diffusion generators (generate's default), "
+              "reflow_<dataset>.safetensors",
 }
 FILE_NAME = {"judges": "judge_{}.safetensors", "generators": "cvae_{}.safetensors",
-             "diffusion": "diffusion_{}.safetensors"}
+             "diffusion": "diffusion_{}.safetensors", "reflow": "reflow_{}.safetensors"}
 
 
 def default_out(what: str) -> Path:
@@ -62,16 +66,19 @@ def _run(args) -> int:
     elif args.what == "generators":
         from .generator_io import train_shipped
         train_shipped(out, datasets, args.seed)
-    else:
+    elif args.what == "diffusion":
         from .diffusion import train_shipped
         train_shipped(datasets, out, args.seed)
+    else:
+        from .faster import train_shipped_student
+        train_shipped_student(datasets, out, args.seed)
     return 0
 
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="rebuild the shipped weights: the judges or the text-to-image generators")
     p.add_argument("what", choices=list(WHAT), help="; ".join(f"{k}: {v}" for k, v in WHAT.items()))
-    p.add_argument("--out", default=None, help="output folder (default: judges/, generators/ or diffusion/ in the data cache; "
+    p.add_argument("--out", default=None, help="output folder (default: judges/, generators/, diffusion/ or reflow/ in the data cache; "
                    "textimg_lessons/shipped replaces the shipped weights)")
     p.add_argument("--force", action="store_true", help="replace weight files that already exist in --out")
     p.add_argument("--datasets", nargs="+", default=list(NAMES), help=f"any of {', '.join(NAMES)} (default: both)")
