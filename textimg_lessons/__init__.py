@@ -29,6 +29,8 @@ captioner           image -> caption with the tiny GPT, the prompt -> image -> c
 generator_io        the shipped generators: save, load, rebuild                              6
 vocabulary          chapter 7's training vocabulary: several names per class, plurals        7
 diffusion           flow matching in a VAE latent, cross-attention to token states, samplers 7
+text_to_image       chapter 7's generator as a product: prompt -> images, unknown prompts,   7
+                    the shipped weights (save, load, rebuild)
 generation_metrics  adherence (forced and confident), Frechet distance, diversity of any generator 7
 weights             weight files: safetensors with metadata, written safely, read with clear errors 2, 6, 7
 generate            `textimg-lessons generate PROMPT` (diffusion by default, or the cVAE)    6, 7

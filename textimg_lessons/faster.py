@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import diffusion
+from . import diffusion, text_to_image
 from .config import FullFast, Recipe, seed_everything
 from .datasets import require_dataset
 from .train import run_loop, step_rounds
@@ -411,7 +411,7 @@ def student_path(dataset: str):
 def with_parts(t2i, model=None, encoder=None):
     """A TextToImage that shares t2i's parts except the denoiser and/or the text encoder given.
     """
-    out = diffusion.TextToImage(t2i.codec, model if model is not None else t2i.model,
+    out = text_to_image.TextToImage(t2i.codec, model if model is not None else t2i.model,
                                 encoder if encoder is not None else t2i.encoder, t2i.known_pooled,
                                 t2i.known_labels, t2i.dataset, t2i.threshold)
     out.metadata = dict(getattr(t2i, "metadata", {}))

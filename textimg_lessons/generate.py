@@ -140,7 +140,7 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     import torch
 
     if kind is None:
-        from .diffusion import TextToImage
+        from .text_to_image import TextToImage
         kind = "diffusion" if model is None or isinstance(model, TextToImage) else "cvae"
     kind, steps = validate_model(kind), validate_steps(steps)
 
@@ -153,9 +153,9 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     names = class_names(dataset)
     extra = {}
     if kind == "diffusion":
-        from . import diffusion
+        from . import diffusion, text_to_image
         model = model if model is not None else _cached(
-            ("diffusion", dataset), lambda: diffusion.load_model(dataset, encoder=encoder))
+            ("diffusion", dataset), lambda: text_to_image.load_model(dataset, encoder=encoder))
         result = model.generate(prompt, n, steps or diffusion.RECIPE["sample_steps"],
                                 diffusion.RECIPE["guidance"] if guidance is None else guidance, seed=seed)
         images, seconds = result.images, result.seconds

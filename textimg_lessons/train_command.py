@@ -6,7 +6,7 @@
 
 judges trains chapter 2's judge classifiers (`judges.train_judges`); generators trains chapter 6's
 text-conditioned VAEs (`generator_io.train_shipped`); diffusion trains chapter 7's diffusion generators, the
-default of `textimg-lessons generate` (`diffusion.train_shipped`). All run in full
+default of `textimg-lessons generate` (`text_to_image.train_shipped`). All run in full
 mode for minutes to an hour on a CPU. The arguments are checked before torch is imported. The default
 --out is a folder in the data cache; the shipped files are replaced only when --out names the package's
 shipped folder, and an existing weight file only with --force.
@@ -63,7 +63,7 @@ def _run(args) -> int:
         from .generator_io import train_shipped
         train_shipped(out, datasets, args.seed)
     else:
-        from .diffusion import train_shipped
+        from .text_to_image import train_shipped
         train_shipped(datasets, out, args.seed)
     return 0
 
