@@ -24,6 +24,8 @@ def tiny_generator():
 
 def test_training_lowers_the_flow_matching_loss(tiny_generator):
     _, _, _, history = tiny_generator
+    from textimg_lessons.histories import TextToImageHistory
+    assert isinstance(history, TextToImageHistory) and history.step[-1] == 60 and history.codec_seconds > 0
     assert history["loss"][-1] < 1.5  # the untrained model's loss is E|noise - z0|^2 ~ 2 per dimension
 
 

@@ -232,6 +232,7 @@ def tiny_data():
 
 def test_train_vae_learns_and_reports_history(tiny_data):
     model, h = vae.train_vae(tiny_data, kind="mlp", latent_dim=4, num_epochs=3, seed=0)
+    assert type(h).__name__ == "VAEHistory" and h.train_nelbo == h["train_nelbo"]
     assert len(h["train_nelbo"]) == 3 and len(h["test_nelbo"]) == 3 and h["seconds"] > 0 and h["cpu_seconds"] > 0
     assert h["train_nelbo"][-1] < h["train_nelbo"][0]         # it learns
     assert h["test_nelbo"][-1] < 784 * math.log(2)              # beats a coin flip per pixel (543 nats)

@@ -10,6 +10,7 @@ doctor              the environment check ([OK]/[FAIL] per requirement)         
 plots               image grids and training curves                                          1
 backprop            manual layer gradients, the 3-2-1 worked example, a manual MLP           1
 train               the one training loop (run_loop with hooks; fit for (X, y) loaders)      2
+histories           what each trainer returns: named histories, readable as dicts          1-7
 cnn                 convolution and pooling by hand, LeNet, the chapter's CNN recipe         2
 judges              the judge classifiers: training, shipped weights, features, predictions  2
 tensors             argument checks on image batches                                         3

@@ -35,6 +35,7 @@ from torch import nn
 
 from . import vae, vocabulary
 from .datasets import require_dataset
+from .histories import CodecHistory, DiffusionHistory
 from .config import FullFast, Recipe, get_device, seed_everything
 from .train import run_loop, step_rounds
 
@@ -188,7 +189,7 @@ def train_codec(data, num_epochs: int | None = None, kl_weight: float = RECIPE["
     epochs = (torch.randperm(len(X), generator=g).split(batch_size) for _ in range(num_epochs))
     result = run_loop(codec, opt, epochs, batch_loss, scheduler=sched, total=steps,
                       desc=f"latent VAE [{dataset}]", progress=progress)
-    history = {"loss": result.losses, "seconds": result.seconds, "cpu_seconds": result.cpu_seconds}
+    history = CodecHistory(loss=result.losses, seconds=result.seconds, cpu_seconds=result.cpu_seconds)
     with torch.no_grad():
         mus = torch.cat([codec.encoder(X[i:i + 1000].to(device))[0].cpu() for i in range(0, len(X), 1000)])
     codec.mean.copy_(mus.mean(0))
@@ -484,6 +485,6 @@ def train_diffusion(data, codec: LatentCodec, table: TokenTable, num_steps: int 
 
     result = run_loop(model, opt, step_rounds(num_steps, 100), batch_loss, scheduler=sched,
                       desc=desc or f"flow matching [{conditioning}]", progress=progress)
-    history = {"loss": result.losses, "step": result.steps, "seconds": result.seconds,
-               "cpu_seconds": result.cpu_seconds}
+    history = DiffusionHistory(loss=result.losses, step=result.steps, seconds=result.seconds,
+                               cpu_seconds=result.cpu_seconds)
     return model, history

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from .config import get_device
 from .datasets import require_dataset
+from .histories import TextToImageHistory
 from .diffusion import (RECIPE, Denoiser, LatentCodec, TokenTable, pool, sample_latents, token_states,
                         train_codec, train_diffusion)
 
@@ -190,14 +191,14 @@ def train_text_to_image(data, encoder, conditioning: str = "cross", num_steps: i
 
     Lesson: 07_diffusion.ipynb, "6. Training: pooled vector vs cross-attention".
     """
-    history = {"codec_seconds": 0.0}
+    codec_seconds = 0.0
     if codec is None:
         codec, h = train_codec(data, seed=seed, progress=progress)
-        history["codec_seconds"] = h["seconds"]
+        codec_seconds = h.seconds
     table = table if table is not None else TokenTable(data, encoder, seed=seed)
-    history["table_seconds"] = table.encode_seconds
     model, h = train_diffusion(data, codec, table, num_steps, conditioning, seed=seed, progress=progress)
-    history.update(h)
+    history = TextToImageHistory(codec_seconds=codec_seconds, table_seconds=table.encode_seconds, loss=h.loss,
+                                 step=h.step, seconds=h.seconds, cpu_seconds=h.cpu_seconds)
     return TextToImage(codec, model, encoder, table.pooled, table.labels, data.name), history
 
 

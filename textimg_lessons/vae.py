@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import FullFast, Recipe, get_device, pick, seed_everything
+from .histories import VAEHistory
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_PIXELS = 28 * 28
@@ -360,8 +361,8 @@ def train_vae(data, kind: str = "conv", latent_dim: int = RECIPE["latent_dim"], 
                  total=num_epochs * math.ceil(len(X_train) / batch_size),
                  postfix=lambda r: f"train={r.losses[-1]:.1f}, test={r.evals['test_nelbo'][-1]:.1f}"
                  if r.evals.get("test_nelbo") else f"train={r.losses[-1]:.1f}")
-    history = {"train_nelbo": r.losses, "test_nelbo": r.evals.get("test_nelbo", []), "seconds": r.seconds,
-               "cpu_seconds": r.cpu_seconds}
+    history = VAEHistory(train_nelbo=r.losses, test_nelbo=r.evals.get("test_nelbo", []), seconds=r.seconds,
+                         cpu_seconds=r.cpu_seconds)
     return vae, history
 
 
