@@ -16,7 +16,8 @@ judges              the judge classifiers: training, shipped weights, features, 
 tensors             argument checks on image batches                                         3
 metrics             Frechet distance, coverage, diversity, prompt adherence on judge outputs  3
 gan                 GAN losses, MLP GAN, DCGAN, spectral norm, WGAN-GP                       3
-vae                 autoencoder, VAE, ELBO in nats, IWAE, denoising and inpainting           4
+vae                 autoencoder, VAE, ELBO in nats, IWAE: the model, its loss, its training   4
+vae_experiments     denoising, inpainting, PSNR/SSIM, the conv-vs-MLP comparison             4
 captions            captions from labels and measured attributes, train/held-out families    5
 tokenisers          character, word and byte-level BPE tokenisers behind one interface       5
 attention           attention from scratch: weights, causal mask, multi-head layer           5
