@@ -27,6 +27,7 @@ FIELDS = {
     H.CodecHistory: ["loss", "seconds", "cpu_seconds"],
     H.DiffusionHistory: ["loss", "step", "seconds", "cpu_seconds"],
     H.TextToImageHistory: ["codec_seconds", "table_seconds", "loss", "step", "seconds", "cpu_seconds"],
+    H.ReflowHistory: ["loss", "pairs_seconds", "pairs", "seconds", "cpu_seconds", "steps"],
 }
 
 

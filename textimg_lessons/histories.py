@@ -15,6 +15,7 @@ mapping, the notebook-friendly view: `history["train_nelbo"]`, `history.keys()`,
   ConditionalHistory          conditional.train_conditional
   CaptionerHistory            captioner.train_captioner
   CodecHistory, DiffusionHistory, TextToImageHistory   chapter 7's latent VAE, denoiser, whole recipe
+  ReflowHistory               faster.train_reflow_student (chapter 8)
 """
 from __future__ import annotations
 
@@ -185,3 +186,15 @@ class TextToImageHistory(History):
     step: list                      # the step at the end of each of those rounds
     seconds: float                  # the denoiser's training wall time
     cpu_seconds: float              # CPU time of the same
+
+
+@dataclass(eq=False)
+class ReflowHistory(History):
+    """faster.train_reflow_student (chapter 8): the student's loss and what making its pairs cost."""
+
+    loss: list                      # the reflow loss, mean per 50 steps
+    pairs_seconds: float            # time to sample the teacher's (noise, z0) pairs
+    pairs: int                      # number of those pairs
+    seconds: float                  # the student's training wall time
+    cpu_seconds: float              # CPU time of the same
+    steps: int                      # training steps
