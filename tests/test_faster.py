@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from textimg_lessons import diffusion as D
+from textimg_lessons import diffusion as D, text_to_image
 from textimg_lessons import faster
 
 
@@ -160,7 +160,7 @@ def _tiny_t2i():
     model = D.Denoiser(latent_dim=4, text_dim=3, width=16, tokens=2, depth=1, heads=2)
     for p in model.parameters():
         nn.init.normal_(p, std=0.2)
-    return D.TextToImage(codec, model, _FakeEncoder(), torch.randn(5, 3), torch.arange(5), "fashion_mnist")
+    return text_to_image.TextToImage(codec, model, _FakeEncoder(), torch.randn(5, 3), torch.arange(5), "fashion_mnist")
 
 
 class _Table:

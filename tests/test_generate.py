@@ -150,7 +150,7 @@ def test_a_missing_student_file_says_how_to_restore_it(tmp_path):
 
 
 def test_a_chapter7_model_is_not_taken_for_a_student():
-    from textimg_lessons.diffusion import shipped_model_path
+    from textimg_lessons.text_to_image import shipped_model_path
     from textimg_lessons.faster import load_student
     with pytest.raises(ValueError, match="not a reflow student"):
         load_student("fashion_mnist", path=shipped_model_path("fashion_mnist"))

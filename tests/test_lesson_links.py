@@ -15,9 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "textimg_lessons"
 REF = re.compile(r'Lesson: (\d\d_[a-z_]+\.ipynb), "([^"]+)"\.')
-TEACHING = ["backprop", "cnn", "judges", "metrics", "gan", "vae", "captions", "tokenisers", "attention", "text", "pretrained",
+TEACHING = ["backprop", "cnn", "judges", "metrics", "gan", "vae", "vae_experiments", "captions", "tokenisers", "attention", "text", "pretrained",
             "conditional", "encoders", "adherence",
-            "captioner", "encoder_comparison", "vocabulary", "diffusion", "generation_metrics"]
+            "captioner", "encoder_comparison", "vocabulary", "diffusion", "text_to_image", "generation_metrics"]
 
 
 def headings(notebook: str) -> list:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
-from textimg_lessons import vae
+from textimg_lessons import vae, vae_experiments
 
 
 def _gauss(n=5, d=3, seed=0):
@@ -232,6 +232,7 @@ def tiny_data():
 
 def test_train_vae_learns_and_reports_history(tiny_data):
     model, h = vae.train_vae(tiny_data, kind="mlp", latent_dim=4, num_epochs=3, seed=0)
+    assert type(h).__name__ == "VAEHistory" and h.train_nelbo == h["train_nelbo"]
     assert len(h["train_nelbo"]) == 3 and len(h["test_nelbo"]) == 3 and h["seconds"] > 0 and h["cpu_seconds"] > 0
     assert h["train_nelbo"][-1] < h["train_nelbo"][0]         # it learns
     assert h["test_nelbo"][-1] < 784 * math.log(2)              # beats a coin flip per pixel (543 nats)
@@ -244,19 +245,19 @@ def test_train_vae_learns_and_reports_history(tiny_data):
 def test_applications_and_quality(tiny_data):
     model, _ = vae.train_vae(tiny_data, kind="mlp", latent_dim=4, num_epochs=2, seed=0)
     x = vae.binarize(tiny_data.X_test[:8])
-    noisy = vae.flip_pixels(x, 0.1, torch.Generator().manual_seed(0))
+    noisy = vae_experiments.flip_pixels(x, 0.1, torch.Generator().manual_seed(0))
     assert 0.05 < (noisy != x).float().mean() < 0.15
-    assert vae.denoise(model, noisy).shape == x.shape
+    assert vae_experiments.denoise(model, noisy).shape == x.shape
     known = torch.ones_like(x)
     known[..., 14:, :] = 0
-    filled = vae.inpaint(model, x, known, steps=3)
+    filled = vae_experiments.inpaint(model, x, known, steps=3)
     torch.testing.assert_close(filled * known, x * known)   # observed pixels are kept
-    q = vae.reconstruction_quality(x, x)
+    q = vae_experiments.reconstruction_quality(x, x)
     assert q["psnr"] > 50 and abs(q["ssim"] - 1) < 1e-4
-    q_half = vae.reconstruction_quality(torch.full_like(x, 0.5), x)
+    q_half = vae_experiments.reconstruction_quality(torch.full_like(x, 0.5), x)
     assert abs(q_half["psnr"] - 20 * math.log10(2)) < 1e-3    # error 0.5 everywhere => PSNR = 6.02 dB
     with pytest.raises(ValueError, match="probability"):
-        vae.flip_pixels(x, 1.5)
+        vae_experiments.flip_pixels(x, 1.5)
 
 
 def test_autoencoder_trains(tiny_data):

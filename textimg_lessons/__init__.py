@@ -10,12 +10,14 @@ doctor              the environment check ([OK]/[FAIL] per requirement)         
 plots               image grids and training curves                                          1
 backprop            manual layer gradients, the 3-2-1 worked example, a manual MLP           1
 train               the one training loop (run_loop with hooks; fit for (X, y) loaders)      2
+histories           what each trainer returns: named histories, readable as dicts          1-7
 cnn                 convolution and pooling by hand, LeNet, the chapter's CNN recipe         2
 judges              the judge classifiers: training, shipped weights, features, predictions  2
 tensors             argument checks on image batches                                         3
 metrics             Frechet distance, coverage, diversity, prompt adherence on judge outputs  3
 gan                 GAN losses, MLP GAN, DCGAN, spectral norm, WGAN-GP                       3
-vae                 autoencoder, VAE, ELBO in nats, IWAE, denoising and inpainting           4
+vae                 autoencoder, VAE, ELBO in nats, IWAE: the model, its loss, its training   4
+vae_experiments     denoising, inpainting, PSNR/SSIM, the conv-vs-MLP comparison             4
 captions            captions from labels and measured attributes, train/held-out families    5
 tokenisers          character, word and byte-level BPE tokenisers behind one interface       5
 attention           attention from scratch: weights, causal mask, multi-head layer           5
@@ -29,6 +31,8 @@ captioner           image -> caption with the tiny GPT, the prompt -> image -> c
 generator_io        the shipped generators: save, load, rebuild                              6
 vocabulary          chapter 7's training vocabulary: several names per class, plurals        7
 diffusion           flow matching in a VAE latent, cross-attention to token states, samplers 7
+text_to_image       chapter 7's generator as a product: prompt -> images, unknown prompts,   7
+                    the shipped weights (save, load, rebuild)
 generation_metrics  adherence (forced and confident), Frechet distance, diversity of any generator 7
 weights             weight files: safetensors with metadata, written safely, read with clear errors 2, 6, 7
 generate            `textimg-lessons generate PROMPT` (diffusion by default, or the cVAE)    6, 7

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import get_device, pick, seed_everything
+from .histories import ManualMLPHistory
 
 # ---------------------------------------------------------------- input validation
 
@@ -349,8 +350,7 @@ def train_manual_mlp(data, hidden=None, num_epochs: int | None = None, lr: float
         _train_epochs(net, X, y, data, num_epochs, lr, batch_size, momentum, weight_decay, g, history, progress)
     finally:
         torch.set_num_threads(old_threads)
-    history["seconds"] = time.perf_counter() - start
-    return net, history
+    return net, ManualMLPHistory(**history, seconds=time.perf_counter() - start)
 
 
 def _train_epochs(net, X, y, data, num_epochs, lr, batch_size, momentum, weight_decay, g, history, progress):

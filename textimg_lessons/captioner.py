@@ -14,6 +14,7 @@ from torch import nn
 
 from . import captions
 from .config import get_device, pick, seed_everything
+from .histories import CaptionerHistory
 from .metrics import judge_features
 from .tokenisers import BOS, EOS, PAD, batch_encode, decode_ids, special_id
 from .train import run_loop, step_rounds
@@ -94,7 +95,7 @@ def train_captioner(tiny, judge, data, num_steps: int | None = None, num_images:
     # one step per round, so the history keeps every step's loss
     r = run_loop(model, opt, step_rounds(num_steps, 1), batch_loss, clip_grad_norm=1.0, desc="captioner",
                  progress=progress)
-    return model, {"loss": r.losses, "train_seconds": r.seconds}
+    return model, CaptionerHistory(loss=r.losses, train_seconds=r.seconds)
 
 
 def caption_images(captioner: ImageCaptioner, judge, images: torch.Tensor) -> list:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import FullFast, Recipe, get_device, seed_everything
+from .histories import ClassifierHistory
 
 # ---------------------------------------------------------------- shapes
 
@@ -316,8 +317,7 @@ def train_classifier(net: nn.Module, data, num_epochs: int, lr: float = RECIPE["
     history = fit(net, train_loader, num_epochs, optimizer=optimizer, scheduler=scheduler, eval_fn=eval_fn,
                   device=device, desc=desc)
     net.eval()
-    history["test_acc_final"] = accuracy(net, data.X_test, data.y_test, device=device)
-    return net, history
+    return net, ClassifierHistory(**vars(history), test_acc_final=accuracy(net, data.X_test, data.y_test, device=device))
 
 
 def train_cnn(data=None, num_epochs: int | None = None, seed: int = 0, net: nn.Module | None = None):

@@ -23,6 +23,7 @@ from torch import nn
 from . import captions, vae
 from .config import FullFast, Recipe, get_device, seed_everything
 from .datasets import require_dataset
+from .histories import ConditionalHistory
 from .encoders import LabelLookupEncoder
 from .metrics import prompt_adherence
 from .train import run_loop, step_rounds
@@ -308,4 +309,4 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
         reached = [i for i, a in enumerate(history["adherence"]) if a >= RECIPE["target_adherence"]]
         if reached:
             history["steps_to_target"], history["seconds_to_target"] = r.steps[reached[0]], r.elapsed[reached[0]]
-    return model, history
+    return model, ConditionalHistory(**history)

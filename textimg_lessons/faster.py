@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import diffusion
+from . import diffusion, text_to_image
 from .config import FullFast, Recipe, seed_everything
 from .datasets import require_dataset
+from .histories import ReflowHistory
 from .train import run_loop, step_rounds
 
 
@@ -420,8 +421,8 @@ def train_reflow_student(t2i, table, num_pairs: int | None = None, num_steps: in
 
     result = run_loop(student, opt, step_rounds(num_steps, 50), batch_loss, scheduler=sched,
                       desc="reflow student", progress=progress)
-    history = {"loss": result.losses, "pairs_seconds": pairs.get("seconds", 0.0), "pairs": len(pairs["z0"]),
-               "seconds": result.seconds, "cpu_seconds": result.cpu_seconds, "steps": num_steps}
+    history = ReflowHistory(loss=result.losses, pairs_seconds=pairs.get("seconds", 0.0), pairs=len(pairs["z0"]),
+                            seconds=result.seconds, cpu_seconds=result.cpu_seconds, steps=num_steps)
     out = with_parts(t2i, model=student.eval())
     out.metadata = {"distilled": "reflow", "guidance_baked": str(guidance), "teacher_steps": str(REFLOW["teacher_steps"]),
                     "pairs": str(history["pairs"]), "steps": str(num_steps)}
@@ -454,10 +455,10 @@ def load_student(dataset: str, path=None, encoder=None, device=None):
     if not path.exists():
         raise FileNotFoundError(f"no reflow student at {path.name}; restore it with `git checkout -- "
                                 f"textimg_lessons/shipped/{path.name}` or rebuild it with `{STUDENT_COMMAND}`.")
-    student = diffusion.load_model(dataset, path=path, encoder=encoder, device=device)
+    student = text_to_image.load_model(dataset, path=path, encoder=encoder, device=device)
     if student.metadata.get(STUDENT_FORMAT_KEY) != "reflow":
         raise ValueError(f"{path.name} is a chapter-7 model, not a reflow student (no {STUDENT_FORMAT_KEY!r} in "
-                         f"its metadata); load it with diffusion.load_model.")
+                         f"its metadata); load it with text_to_image.load_model.")
     return student
 
 
@@ -502,7 +503,7 @@ def train_shipped_student(datasets=None, out_dir=None, seed: int = 0) -> list:
     report = []
     for ds in datasets or NAMES:
         start = time.perf_counter()
-        teacher = diffusion.load_model(ds, encoder=encoder)
+        teacher = text_to_image.load_model(ds, encoder=encoder)
         data = load_dataset(ds)
         table = diffusion.TokenTable(data, encoder, seed=seed)
         student, h = train_reflow_student(teacher, table, seed=seed)
@@ -516,7 +517,7 @@ def train_shipped_student(datasets=None, out_dir=None, seed: int = 0) -> list:
                 "pairs_seconds": round(h["pairs_seconds"], 1), "train_seconds": round(h["seconds"], 1),
                 "train_cpu_seconds": round(h["cpu_seconds"], 1), "threads": torch.get_num_threads(),
                 "adherence_heldout_phrasing": json.dumps({str(k): round(v, 4) for k, v in scores.items()})}
-        diffusion.save_model(student, path, meta)
+        text_to_image.save_model(student, path, meta)
         report.append({"dataset": ds, "file": path.name, "recommended_steps": meta["recommended_steps"],
                        "adherence": scores, "seconds": round(time.perf_counter() - start, 1)})
         print(report[-1], flush=True)
@@ -530,7 +531,7 @@ def with_parts(t2i, model=None, encoder=None):
 
     Lesson: 08_faster_generation.ipynb, "7. A distilled few-step student".
     """
-    out = diffusion.TextToImage(t2i.codec, model if model is not None else t2i.model,
+    out = text_to_image.TextToImage(t2i.codec, model if model is not None else t2i.model,
                                 encoder if encoder is not None else t2i.encoder, t2i.known_pooled,
                                 t2i.known_labels, t2i.dataset, t2i.threshold)
     out.metadata = dict(getattr(t2i, "metadata", {}))

@@ -396,7 +396,8 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     history["seconds"] = time.perf_counter() - start
     G.eval()
     D.eval()
-    return G, D, history
+    from .histories import GANHistory
+    return G, D, GANHistory(**history)
 
 
 # ---------------------------------------------------------------- the chapter's recipe, shared with the benchmark

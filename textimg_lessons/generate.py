@@ -155,7 +155,7 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     import torch
 
     if kind is None:
-        from .diffusion import TextToImage
+        from .text_to_image import TextToImage
         if model is None:
             kind = "fast"
         elif isinstance(model, TextToImage):
@@ -179,9 +179,9 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
         steps = steps or int(model.metadata.get("recommended_steps", max(STUDENT_STEP_CHOICES)))
         result = model.generate(prompt, n, steps, 1.0, sampler="euler", seed=seed)
     elif kind == "diffusion":
-        from . import diffusion
+        from . import diffusion, text_to_image
         model = model if model is not None else _cached(
-            ("diffusion", dataset), lambda: diffusion.load_model(dataset, encoder=encoder))
+            ("diffusion", dataset), lambda: text_to_image.load_model(dataset, encoder=encoder))
         steps = steps or diffusion.RECIPE["sample_steps"]
         result = model.generate(prompt, n, steps, diffusion.RECIPE["guidance"] if guidance is None else guidance,
                                 seed=seed)

@@ -30,6 +30,7 @@ from . import config
 from .cnn import train_classifier
 from .config import get_device, pick
 from .datasets import NAMES, require_dataset
+from .histories import JudgeHistory
 from .weights import WeightsFileError, read_weights, write_weights
 
 
@@ -174,9 +175,8 @@ def train_judge(dataset: str, num_epochs: int | None = None, seed: int = 0):
     affine = {"mnist": {}, "fashion_mnist": {"max_shift": 1.0, "max_degrees": 3.0, "scale": (0.95, 1.05)}}[key]
     judge, history = train_classifier(Judge(), data, num_epochs, seed=seed, desc=f"judge {key}",
                                       eval_every_epoch=False, affine=affine)
-    history["test_acc"] = history["test_acc_final"]
-    history["dataset"], history["source"], history["num_epochs"] = key, data.source, num_epochs
-    return judge, history
+    return judge, JudgeHistory(**vars(history), test_acc=history.test_acc_final, dataset=key, source=data.source,
+                               num_epochs=num_epochs)
 
 
 def load_judge(dataset: str, device=None, train_if_missing: bool = True) -> Judge:

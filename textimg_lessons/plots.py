@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import torch
@@ -45,10 +46,12 @@ def show_images(images, labels=None, nrow: int | None = None, title: str | None 
     return fig
 
 
-def plot_history(history: dict, keys=None, title: str | None = None, xlabel: str = "step", ax=None):
-    """Plot training curves from a history dict of lists (e.g. {"loss": [...], "test_acc": [...]})."""
-    if not isinstance(history, dict) or not history:
-        raise ValueError("history must be a non-empty dict of lists, like the one fit() returns.")
+def plot_history(history: Mapping, keys=None, title: str | None = None, xlabel: str = "step", ax=None):
+    """Plot training curves from a history: any trainer's named history (histories.py) or a dict of lists
+    (e.g. {"loss": [...], "test_acc": [...]})."""
+    if not isinstance(history, Mapping) or not history:
+        raise ValueError("history must be a trainer's history or a non-empty dict of lists, like the one fit() "
+                         "returns.")
     keys = list(keys) if keys is not None else [k for k, v in history.items() if isinstance(v, (list, tuple)) and v]
     missing = [k for k in keys if k not in history]
     if missing:

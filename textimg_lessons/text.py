@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from . import captions, config
 from .attention import MultiHeadSelfAttention
+from .histories import TinyGPTHistory
 from .tokenisers import (BOS, EOS, PAD, batch_encode, decode_ids, special_id, token_ids, train_subword_tokenizer,
                          validate_texts, vocab_size_of)
 
@@ -216,9 +217,9 @@ def _train_tiny_gpt(corpus, tokenizer, vocab_size, d_model, n_layers, n_heads, b
     r = run_loop(model, opt, step_rounds(num_steps, eval_every), batch_loss, scheduler=sched, clip_grad_norm=1.0,
                  evaluate=lambda m: {"val_loss": evaluate_lm(m, val_ids, pad)}, desc="tiny GPT", progress=progress,
                  postfix=lambda r: f"val_loss={r.evals['val_loss'][-1]:.3f}")
-    history = {"step": [0] + r.steps, "train_loss": [float("nan")] + r.losses,
-               "val_loss": [val_loss_0] + r.evals["val_loss"], "train_seconds": r.seconds}
-    history["val_perplexity"] = math.exp(history["val_loss"][-1])
+    val_loss = [val_loss_0] + r.evals["val_loss"]
+    history = TinyGPTHistory(step=[0] + r.steps, train_loss=[float("nan")] + r.losses, val_loss=val_loss,
+                             train_seconds=r.seconds, val_perplexity=math.exp(val_loss[-1]))
     return model, tokenizer, history
 
 

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import get_device
+from .histories import FitHistory
 
 
 @torch.no_grad()
@@ -134,8 +135,8 @@ def step_rounds(num_steps: int, eval_every: int) -> list:
 def fit(net: torch.nn.Module, train_loader, num_epochs: int, lr: float = 1e-3,
         loss_fn: Callable = torch.nn.functional.cross_entropy, optimizer: torch.optim.Optimizer | None = None,
         eval_fn: Callable[[torch.nn.Module], dict] | None = None, device=None, scheduler=None,
-        desc: str = "training", progress: bool = True) -> dict:
-    """Train `net` on (X, y) mini-batches from `train_loader` with run_loop; return a history dict.
+        desc: str = "training", progress: bool = True) -> FitHistory:
+    """Train `net` on (X, y) mini-batches from `train_loader` with run_loop; return a FitHistory.
 
     history["loss"] holds the mean training loss per epoch; every key returned by `eval_fn(net)` (called
     after each epoch) is appended too; history["seconds"] is the wall time of training and evaluation,
@@ -159,4 +160,4 @@ def fit(net: torch.nn.Module, train_loader, num_epochs: int, lr: float = 1e-3,
     r = run_loop(net, optimizer, [train_loader] * num_epochs, batch_loss, scheduler=scheduler,
                  scheduler_every="round", evaluate=eval_fn, desc=desc, progress=progress, postfix=postfix)
     net.train()  # as before run_loop existed: fit leaves the network as it trained it; callers set eval()
-    return {"loss": r.losses, **r.evals, "seconds": r.seconds + r.eval_seconds, "cpu_seconds": r.cpu_seconds}
+    return FitHistory(loss=r.losses, seconds=r.seconds + r.eval_seconds, cpu_seconds=r.cpu_seconds, evals=r.evals)

@@ -8,10 +8,11 @@ Everything here is the package copy of what chapter 4 derives step by step:
 - `ConvEncoder`, `ConvDecoder`, `MLPEncoder`, `MLPDecoder`, `VAE`: the networks. The conv ones take an
   optional conditioning vector (`cond_dim`) concatenated to their features, and ConvDecoder a `modulate`
   function for its feature maps, so chapter 6's conditional VAE reuses them unchanged.
-- `train_vae`, `test_negative_elbo`, `importance_weighted_nll`: the training recipe and the metrics.
-- `Autoencoder`, `train_autoencoder`, `denoise`, `inpaint`, `reconstruction_quality`: the chapter's
-  autoencoder and applications.
-- `compare_conv_mlp`: the chapter's comparison, which `textimg-lessons bench 04_vae` reports.
+- `train_vae`, `test_negative_elbo`, `importance_weighted_nll`: the training recipe and the metrics in nats.
+- `Autoencoder`, `train_autoencoder`: the chapter's plain autoencoder.
+
+What the chapter does with a trained VAE (denoising, inpainting, PSNR/SSIM, the conv-vs-MLP comparison) is
+in vae_experiments.py.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import FullFast, Recipe, get_device, pick, seed_everything
+from .config import FullFast, Recipe, get_device, seed_everything
+from .histories import VAEHistory
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_PIXELS = 28 * 28
@@ -59,7 +61,8 @@ def _require_pair(name_a: str, a, name_b: str, b) -> None:
         raise ValueError(f"{name_a} is an empty batch (N = 0); pass at least one example.")
 
 
-def _require_images(name: str, x, binary: bool) -> None:
+def require_images(name: str, x, binary: bool) -> None:
+    """Images shaped (N, 1, 28, 28), N >= 1, floating point (and 0/1 if binary), or an error saying the fix."""
     _require_tensor(name, x)
     if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
         raise ValueError(f"{name} must be images shaped (N, 1, 28, 28), got {tuple(x.shape)}.")
@@ -287,7 +290,7 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor, c: torch.Tensor | None = None):
         """x (N, 1, 28, 28) => mu, logvar (N, latent_dim)."""
-        _require_images("x", x, binary=False)
+        require_images("x", x, binary=False)
         return self.encoder(x, c)
 
     def decode(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -360,8 +363,8 @@ def train_vae(data, kind: str = "conv", latent_dim: int = RECIPE["latent_dim"], 
                  total=num_epochs * math.ceil(len(X_train) / batch_size),
                  postfix=lambda r: f"train={r.losses[-1]:.1f}, test={r.evals['test_nelbo'][-1]:.1f}"
                  if r.evals.get("test_nelbo") else f"train={r.losses[-1]:.1f}")
-    history = {"train_nelbo": r.losses, "test_nelbo": r.evals.get("test_nelbo", []), "seconds": r.seconds,
-               "cpu_seconds": r.cpu_seconds}
+    history = VAEHistory(train_nelbo=r.losses, test_nelbo=r.evals.get("test_nelbo", []), seconds=r.seconds,
+                         cpu_seconds=r.cpu_seconds)
     return vae, history
 
 
@@ -376,7 +379,7 @@ def test_negative_elbo(vae: VAE, X: torch.Tensor, batch_size: int = 1000, seed: 
 
     Lesson: 04_vae.ipynb, "A tighter estimate of -log p(x): importance weighting".
     """
-    _require_images("X", X, binary=True)
+    require_images("X", X, binary=True)
     was_training = vae.training
     vae.eval()
     device, gen = _device_of(vae), torch.Generator().manual_seed(seed)
@@ -413,7 +416,7 @@ def importance_weighted_nll(vae: VAE, X: torch.Tensor, k: int = 100, batch_size:
 
     Lesson: 04_vae.ipynb, "A tighter estimate of -log p(x): importance weighting".
     """
-    _require_images("X", X, binary=True)
+    require_images("X", X, binary=True)
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int (number of importance samples), got {k!r}.")
     was_training = vae.training
@@ -468,7 +471,7 @@ def train_autoencoder(X: torch.Tensor, latent_dim: int = RECIPE["latent_dim"], n
 
     from .train import fit
     Xb = binarize(X)
-    _require_images("X", Xb, binary=True)
+    require_images("X", Xb, binary=True)
     seed_everything(seed)
     ae = Autoencoder(latent_dim)
     # fit() computes loss_fn(net(X), y); giving the images as their own targets turns it into an AE loop
@@ -477,96 +480,3 @@ def train_autoencoder(X: torch.Tensor, latent_dim: int = RECIPE["latent_dim"], n
     history = fit(ae, loader, num_epochs, lr=lr, loss_fn=reconstruction_loss, desc="autoencoder")
     ae.eval()
     return ae, history
-
-
-# ---------------------------------------------------------------- applications and image metrics
-
-@torch.no_grad()
-def reconstruct(vae: VAE, x: torch.Tensor) -> torch.Tensor:
-    """Pixel probabilities of the decoder at the posterior mean: sigmoid(decode(mu(x))): (N, 1, 28, 28).
-
-    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
-    """
-    device = _device_of(vae)
-    mu, _ = vae.encode(x.to(device))
-    return torch.sigmoid(vae.decode(mu)).cpu()
-
-
-def flip_pixels(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Salt-and-pepper noise on binary images: flip each pixel with probability p.
-
-    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
-    """
-    _require_images("x", x, binary=True)
-    if not 0 <= p <= 1:
-        raise ValueError(f"p must be a probability in [0, 1], got {p}.")
-    flips = (torch.rand(x.shape, generator=generator) < p).to(x.dtype)
-    return (x - flips).abs()  # 0 -> 1 and 1 -> 0 where flips == 1
-
-
-def denoise(vae: VAE, x_noisy: torch.Tensor) -> torch.Tensor:
-    """Denoising with a VAE: encode the noisy image, decode the posterior mean (chapter 4).
-
-    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
-    """
-    return reconstruct(vae, x_noisy)
-
-
-@torch.no_grad()
-def inpaint(vae: VAE, x: torch.Tensor, known: torch.Tensor, steps: int = 20) -> torch.Tensor:
-    """Fill the unknown pixels of x (known == 0) by iterating: reconstruct, then restore the known pixels.
-
-    Starts the missing region at 0.5 (no information); each step projects the image towards what the VAE
-    can explain while keeping what we observed. Returns pixel probabilities (N, 1, 28, 28).
-
-    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
-    """
-    if known.shape != x.shape:
-        raise ValueError(f"known must have the shape of x {tuple(x.shape)}, got {tuple(known.shape)}.")
-    known = known.to(x.dtype)
-    current = x * known + 0.5 * (1 - known)
-    for _ in range(steps):
-        current = x * known + reconstruct(vae, current) * (1 - known)
-    return current
-
-
-def reconstruction_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
-    """PSNR (dB) and SSIM of pred vs target images in [0, 1], with torchmetrics (data_range 1).
-
-    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
-    """
-    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-    _require_images("pred", pred, binary=False)
-    _require_images("target", target, binary=False)
-    if pred.shape != target.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape.")
-    pred, target = pred.float().clamp(0, 1), target.float()
-    psnr = peak_signal_noise_ratio(pred, target, data_range=1.0)
-    ssim = structural_similarity_index_measure(pred, target, data_range=1.0)
-    return {"psnr": float(psnr), "ssim": float(ssim)}
-
-
-IWAE_K = 100
-IWAE_IMAGES = 2000   # the IWAE estimate uses the first 2,000 test images (k = 100 decodes each)
-
-
-def compare_conv_mlp(data, num_epochs: int | None = None, seed: int = 0) -> dict:
-    """The chapter's comparison: conv VAE vs the MLP baseline, same data, latent size, optimiser and epochs.
-
-    Returns {"conv": {...}, "mlp": {...}} with the model, history, test negative ELBO, IWAE NLL and
-    reconstruction PSNR/SSIM (decoded posterior mean vs the binarised test image) for each.
-
-    Lesson: 04_vae.ipynb, "3. Training the VAE and measuring it in nats".
-    """
-    X_test = binarize(data.X_test)
-    X_iw = X_test[:pick(IWAE_IMAGES, 200)]
-    k = pick(IWAE_K, 10)
-    out = {}
-    for kind in ("conv", "mlp"):
-        vae, history = train_vae(data, kind=kind, num_epochs=num_epochs, seed=seed)
-        quality = reconstruction_quality(reconstruct(vae, X_test), X_test)
-        out[kind] = {"vae": vae, "history": history, "test_nelbo": history["test_nelbo"][-1],
-                     "iwae_nll": importance_weighted_nll(vae, X_iw, k=k), "iwae_k": k, "iwae_images": len(X_iw),
-                     **quality, "train_seconds": history["seconds"], "train_cpu_seconds": history["cpu_seconds"],
-                     "params": sum(p.numel() for p in vae.parameters())}
-    return out

@@ -1,4 +1,4 @@
-"""Chapter 4's benchmark: conv VAE vs MLP VAE on binarised Fashion-MNIST (`vae.compare_conv_mlp`)."""
+"""Chapter 4's benchmark: conv VAE vs MLP VAE on binarised Fashion-MNIST (`vae_experiments.compare_conv_mlp`)."""
 from __future__ import annotations
 
 import time
@@ -10,7 +10,7 @@ def bench() -> list:
     import torch
 
     from ..data import load_fashion_mnist
-    from ..vae import compare_conv_mlp
+    from ..vae_experiments import compare_conv_mlp
     data = load_fashion_mnist(verbose=False)
     ds = "Fashion-MNIST (binarised > 0.5)" + (" [fast subset]" if "fast" in data.source else "")
     start = time.perf_counter()

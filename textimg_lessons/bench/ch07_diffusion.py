@@ -22,7 +22,7 @@ def _ms_per_image(t2i, prompt: str, n: int = 16, repeats: int = 5) -> float:
 def bench() -> list:
     import torch
 
-    from .. import diffusion, generation_metrics as gm
+    from .. import diffusion, generation_metrics as gm, text_to_image
     from ..judges import load_judge
     from ..config import fast_mode, pick
     from ..data import load_dataset
@@ -36,7 +36,7 @@ def bench() -> list:
         name = ds + (" [fast subset]" if fast_mode() else "")
         data = load_dataset(ds, verbose=False)
         judge = load_judge(ds)
-        t2i = diffusion.load_model(ds, encoder=encoder)
+        t2i = text_to_image.load_model(ds, encoder=encoder)
         cvae = load_generator(ds)
         results = {}
         for label, sampler in (("diffusion", gm.diffusion_sampler(t2i)), ("chapter 6 cVAE", gm.cvae_sampler(cvae, encoder))):
@@ -68,9 +68,9 @@ def bench() -> list:
         # prompts the model cannot serve: familiarity of held-out in-domain prompts vs the documented list
         texts = gm.prompt_set(ds, "heldout_phrasing")[0] + gm.prompt_set(ds, "heldout_synonym")[0]
         fam_in = t2i.check_prompt(*diffusion.token_states(encoder, texts))[0]
-        fam_out = t2i.check_prompt(*diffusion.token_states(encoder, diffusion.OUT_OF_DOMAIN_PROMPTS))[0]
+        fam_out = t2i.check_prompt(*diffusion.token_states(encoder, text_to_image.OUT_OF_DOMAIN_PROMPTS))[0]
         rows.append(BenchRow("unknown-prompt check: AUROC, held-out in-domain vs out-of-domain prompts",
-                             diffusion.auroc(fam_in, fam_out), name))
+                             text_to_image.auroc(fam_in, fam_out), name))
         rows.append(BenchRow("unknown-prompt check: share of held-out in-domain prompts called unknown",
                              float((fam_in < t2i.threshold).float().mean()), name))
         rows.append(BenchRow("unknown-prompt check: share of out-of-domain prompts called unknown",
@@ -89,7 +89,7 @@ def bench() -> list:
 
 def _sweeps(t2i, judge, data, encoder, name, n_per_prompt, n_images) -> list:
     """Guidance and sampler sweeps on the shipped model; pooled vs cross-attention on the same budget."""
-    from .. import diffusion, generation_metrics as gm
+    from .. import diffusion, generation_metrics as gm, text_to_image
     from ..config import pick
     rows = []
     for s in GUIDANCE_SWEEP:
@@ -111,7 +111,7 @@ def _sweeps(t2i, judge, data, encoder, name, n_per_prompt, n_images) -> list:
     budget = pick(1500, 30)
     for conditioning in ("pooled", "cross"):
         model, h = diffusion.train_diffusion(data, t2i.codec, table, budget, conditioning, progress=False)
-        cand = diffusion.TextToImage(t2i.codec, model, encoder, table.pooled, table.labels, "fashion_mnist")
+        cand = text_to_image.TextToImage(t2i.codec, model, encoder, table.pooled, table.labels, "fashion_mnist")
         adh = gm.adherence_by_family(gm.diffusion_sampler(cand), judge, "fashion_mnist", n_per_prompt)
         for fam in ("heldout_phrasing", "heldout_synonym"):
             rows.append(BenchRow(f"{conditioning}, {budget} steps: adherence, {fam}", adh[fam]["adherence"], name,

@@ -16,7 +16,7 @@ NEW_PROMPTS = ("a long dress for a summer evening", "comfortable shoes for runni
 def bench() -> list:
     import torch
 
-    from .. import diffusion, faster, generation_metrics as gm, generator_io, pretrained, text
+    from .. import diffusion, faster, generation_metrics as gm, generator_io, pretrained, text, text_to_image
     from ..judges import load_judge
     from ..config import fast_mode, pick
     from ..data import load_dataset
@@ -27,7 +27,7 @@ def bench() -> list:
     data = load_dataset(ds, verbose=False)
     judge = load_judge(ds)
     encoder = pretrained.PretrainedTextEncoder(cache=False, disk_cache=False)   # every prompt really encoded
-    t2i = diffusion.load_model(ds, encoder=encoder)
+    t2i = text_to_image.load_model(ds, encoder=encoder)
     cvae = generator_io.load_generator(ds)
     phrasings = gm.prompt_set(ds, "heldout_phrasing")[0]
 

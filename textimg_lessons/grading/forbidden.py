@@ -19,7 +19,7 @@ from .pysource import dotted_name, import_aliases, parse_cell
 
 _BP, _CNN, _GAN, _VAE = "textimg_lessons.backprop", "textimg_lessons.cnn", "textimg_lessons.gan", "textimg_lessons.vae"
 _ATT, _TEXT, _COND = "textimg_lessons.attention", "textimg_lessons.text", "textimg_lessons.conditional"
-_DIFF = "textimg_lessons.diffusion"
+_DIFF, _FAST = "textimg_lessons.diffusion", "textimg_lessons.faster"
 # chapter -> exercise (solution cell grade_id) -> "module:function" the answer may not call
 FORBIDDEN = {
     "01_backprop": {
@@ -58,6 +58,11 @@ FORBIDDEN = {
         "ex3_cross_attention": [f"{_DIFF}:cross_attention", f"{_ATT}:scaled_dot_product_attention"],
         "ex4_guided_velocity": [f"{_DIFF}:guided_velocity"],
         "ex5_euler_step": [f"{_DIFF}:sample_latents"],
+    },
+    "08_faster_generation": {
+        "ex1_median_time": [f"{_FAST}:time_call"],
+        "ex2_embedding_cache": [f"{_FAST}:CachedTokenStates", f"{_FAST}:generate_cached"],
+        "ex3_reflow_loss": [f"{_FAST}:reflow_loss", f"{_DIFF}:flow_matching_loss"],
     },
 }
 
