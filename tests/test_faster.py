@@ -1,4 +1,4 @@
-"""Chapter 8: timing, where the time goes, the prompt cache, int8 encoder, torch.compile, reflow, Pareto front."""
+"""Chapter 8: timing, where the time goes, the prompt cache, int8 encoder, torch.compile, the reflow student, Pareto front."""
 import time
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from textimg_lessons import diffusion as D, text_to_image
-from textimg_lessons import faster
+from textimg_lessons import faster, reflow
 
 
 def test_time_call_discards_warmup_and_reports_median_of_sleeps():
@@ -137,14 +137,14 @@ def test_reflow_loss_is_the_mse_to_the_straight_line_velocity_and_zero_for_the_e
     g = torch.Generator().manual_seed(0)
     noise, z0, t = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g), torch.rand(6, generator=g)
     states, mask = torch.randn(6, 3, 5, generator=g), torch.ones(6, 3)
-    assert float(faster.reflow_loss(_StraightLine(noise, z0), noise, z0, states, mask, t)) < 1e-12
+    assert float(reflow.reflow_loss(_StraightLine(noise, z0), noise, z0, states, mask, t)) < 1e-12
 
     class Half(nn.Module):  # outputs half of x_t: the loss must be computed at x_t, per example's t
         def forward(self, x, t, s, m):
             return 0.5 * x
     x_t = (1 - t)[:, None] * z0 + t[:, None] * noise
     expected = ((0.5 * x_t - (noise - z0)) ** 2).mean()
-    torch.testing.assert_close(faster.reflow_loss(Half(), noise, z0, states, mask, t), expected)
+    torch.testing.assert_close(reflow.reflow_loss(Half(), noise, z0, states, mask, t), expected)
 
 
 def test_pareto_front_keeps_only_points_nothing_beats_on_both():
@@ -173,7 +173,7 @@ class _Table:
 
 def test_reflow_pairs_are_the_teacher_paths_from_that_exact_noise():
     t2i, table = _tiny_t2i(), _Table()
-    pairs = faster.make_reflow_pairs(t2i, table, 7, steps=3, guidance=2.0, batch_size=4, progress=False)
+    pairs = reflow.make_reflow_pairs(t2i, table, 7, steps=3, guidance=2.0, batch_size=4, progress=False)
     assert pairs["noise"].shape == pairs["z0"].shape == (7, 4)
     r = pairs["rows"][4:]
     # re-run the teacher from the stored noise by hand (Heun, 3 steps, guidance 2) for the second batch
@@ -195,8 +195,8 @@ def test_reflow_pairs_are_the_teacher_paths_from_that_exact_noise():
 def test_reflow_student_learns_and_is_marked_distilled_while_the_teacher_is_unchanged():
     t2i, table = _tiny_t2i(), _Table()
     before = {k: v.clone() for k, v in t2i.model.state_dict().items()}
-    pairs = faster.make_reflow_pairs(t2i, table, 64, steps=2, progress=False)
-    student, h = faster.train_reflow_student(t2i, table, num_steps=60, pairs=pairs, batch_size=32, lr=3e-3,
+    pairs = reflow.make_reflow_pairs(t2i, table, 64, steps=2, progress=False)
+    student, h = reflow.train_reflow_student(t2i, table, num_steps=60, pairs=pairs, batch_size=32, lr=3e-3,
                                              progress=False)
     assert student.metadata["distilled"] == "reflow" and student.metadata["guidance_baked"] == "2.0"
     assert h["loss"][-1] < h["loss"][0]

@@ -110,7 +110,7 @@ def test_read_only_folder_is_refused_even_when_running_as_root(tmp_path, capsys,
 
 
 def test_generate_defaults_to_the_fast_student_at_its_chosen_steps_and_reports_time_confidence_and_familiarity():
-    from textimg_lessons.faster import load_student
+    from textimg_lessons.reflow import load_student
     result = generate.generate("a photo of a trouser", n=8, dataset="fashion_mnist")
     assert result["kind"] == "fast"
     assert result["steps"] == int(load_student("fashion_mnist").metadata["recommended_steps"]) <= 8
@@ -144,14 +144,14 @@ def test_guidance_for_the_fast_model_is_refused_with_what_to_do_instead(tmp_path
 
 
 def test_a_missing_student_file_says_how_to_restore_it(tmp_path):
-    from textimg_lessons.faster import load_student
+    from textimg_lessons.reflow import load_student
     with pytest.raises(FileNotFoundError, match="train reflow"):
         load_student("fashion_mnist", path=tmp_path / "reflow_fashion_mnist.safetensors")
 
 
 def test_a_chapter7_model_is_not_taken_for_a_student():
     from textimg_lessons.text_to_image import shipped_model_path
-    from textimg_lessons.faster import load_student
+    from textimg_lessons.reflow import load_student
     with pytest.raises(ValueError, match="not a reflow student"):
         load_student("fashion_mnist", path=shipped_model_path("fashion_mnist"))
 

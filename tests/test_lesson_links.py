@@ -17,7 +17,7 @@ PACKAGE = ROOT / "textimg_lessons"
 REF = re.compile(r'Lesson: (\d\d_[a-z_]+\.ipynb), "([^"]+)"\.')
 TEACHING = ["backprop", "cnn", "judges", "metrics", "gan", "vae", "vae_experiments", "captions", "tokenisers", "attention", "text", "pretrained",
             "conditional", "encoders", "adherence",
-            "captioner", "encoder_comparison", "vocabulary", "diffusion", "text_to_image", "generation_metrics", "faster"]
+            "captioner", "encoder_comparison", "vocabulary", "diffusion", "text_to_image", "generation_metrics", "faster", "reflow"]
 
 
 def headings(notebook: str) -> list:

@@ -10,7 +10,7 @@ doctor              the environment check ([OK]/[FAIL] per requirement)         
 plots               image grids and training curves                                          1
 backprop            manual layer gradients, the 3-2-1 worked example, a manual MLP           1
 train               the one training loop (run_loop with hooks; fit for (X, y) loaders)      2
-histories           what each trainer returns: named histories, readable as dicts          1-7
+histories           what each trainer returns: named histories, readable as dicts          1-8
 cnn                 convolution and pooling by hand, LeNet, the chapter's CNN recipe         2
 judges              the judge classifiers: training, shipped weights, features, predictions  2
 tensors             argument checks on image batches                                         3
@@ -35,8 +35,11 @@ text_to_image       chapter 7's generator as a product: prompt -> images, unknow
                     the shipped weights (save, load, rebuild)
 generation_metrics  adherence (forced and confident), Frechet distance, diversity of any generator 7
 weights             weight files: safetensors with metadata, written safely, read with clear errors 2, 6, 7
-generate            `textimg-lessons generate PROMPT` (diffusion by default, or the cVAE)    6, 7
-train_command       `textimg-lessons train judges|generators|diffusion`                      2, 6, 7
+faster              timing, where the time goes, prompt cache, int8 encoder, torch.compile,  8
+                    configurations against a quality bar, the Pareto front
+reflow              the distilled few-step student (rectified-flow reflow), the shipped one  8
+generate            `textimg-lessons generate PROMPT` (the reflow student by default)        6, 7, 8
+train_command       `textimg-lessons train judges|generators|diffusion|reflow`               2, 6, 7, 8
 bench/              `textimg-lessons bench CHAPTER`: one file per chapter, a registry        all
 cli                 the `textimg-lessons` command (every subcommand from a light module)     all
 grading             release / collect / autograde / export / feedback / check (nbgrader)     instructors

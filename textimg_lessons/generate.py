@@ -174,7 +174,7 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     names = class_names(dataset)
     extra = {}
     if kind == "fast":
-        from .faster import STUDENT_STEP_CHOICES, load_student
+        from .reflow import STUDENT_STEP_CHOICES, load_student
         model = model if model is not None else _cached(("fast", dataset), lambda: load_student(dataset, encoder=encoder))
         steps = steps or int(model.metadata.get("recommended_steps", max(STUDENT_STEP_CHOICES)))
         result = model.generate(prompt, n, steps, 1.0, sampler="euler", seed=seed)

@@ -15,7 +15,7 @@ mapping, the notebook-friendly view: `history["train_nelbo"]`, `history.keys()`,
   ConditionalHistory          conditional.train_conditional
   CaptionerHistory            captioner.train_captioner
   CodecHistory, DiffusionHistory, TextToImageHistory   chapter 7's latent VAE, denoiser, whole recipe
-  ReflowHistory               faster.train_reflow_student (chapter 8)
+  ReflowHistory               reflow.train_reflow_student (chapter 8)
 """
 from __future__ import annotations
 
@@ -190,7 +190,7 @@ class TextToImageHistory(History):
 
 @dataclass(eq=False)
 class ReflowHistory(History):
-    """faster.train_reflow_student (chapter 8): the student's loss and what making its pairs cost."""
+    """reflow.train_reflow_student (chapter 8): the student's loss and what making its pairs cost."""
 
     loss: list                      # the reflow loss, mean per 50 steps
     pairs_seconds: float            # time to sample the teacher's (noise, z0) pairs

@@ -8,7 +8,7 @@
 judges trains chapter 2's judge classifiers (`judges.train_judges`); generators trains chapter 6's
 text-conditioned VAEs (`generator_io.train_shipped`); diffusion trains chapter 7's diffusion generators
 (`text_to_image.train_shipped`); reflow distils the shipped diffusion generators into chapter 8's few-step students,
-the default of `textimg-lessons generate` (`faster.train_shipped_student`). All run in full
+the default of `textimg-lessons generate` (`reflow.train_shipped_student`). All run in full
 mode for minutes to an hour on a CPU. The arguments are checked before torch is imported. The default
 --out is a folder in the data cache; the shipped files are replaced only when --out names the package's
 shipped folder, and an existing weight file only with --force.
@@ -70,7 +70,7 @@ def _run(args) -> int:
         from .text_to_image import train_shipped
         train_shipped(datasets, out, args.seed)
     else:
-        from .faster import train_shipped_student
+        from .reflow import train_shipped_student
         train_shipped_student(datasets, out, args.seed)
     return 0
 

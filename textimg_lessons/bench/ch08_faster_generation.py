@@ -16,7 +16,7 @@ NEW_PROMPTS = ("a long dress for a summer evening", "comfortable shoes for runni
 def bench() -> list:
     import torch
 
-    from .. import diffusion, faster, generation_metrics as gm, generator_io, pretrained, text, text_to_image
+    from .. import diffusion, faster, generation_metrics as gm, generator_io, pretrained, reflow, text, text_to_image
     from ..judges import load_judge
     from ..config import fast_mode, pick
     from ..data import load_dataset
@@ -53,7 +53,7 @@ def bench() -> list:
 
     # the reflow student, trained on the stated budget
     table = diffusion.TokenTable(data, encoder)
-    student, h = faster.train_reflow_student(t2i, table, progress=False)
+    student, h = reflow.train_reflow_student(t2i, table, progress=False)
     cost = h["pairs_seconds"] + h["seconds"]
     rows.append(BenchRow(f"reflow student: seconds for {h['pairs']} teacher pairs + {h['steps']} steps "
                          f"({torch.get_num_threads()} threads)", cost, name, "<= 600", cost <= 600, wall_seconds=cost))
@@ -90,7 +90,7 @@ def bench() -> list:
                          ">= 5x and within 5 points", best is not None))
     # what `textimg-lessons generate` does: the shipped student at the steps chosen for it when it was trained
     from .. import generate
-    shipped = faster.load_student(ds, encoder=encoder)
+    shipped = reflow.load_student(ds, encoder=encoder)
     label = f"shipped student (generate's default), Euler {shipped.metadata['recommended_steps']}"
     r = faster.diffusion_config(shipped, int(shipped.metadata["recommended_steps"]), 1.0, "euler")
     r.update(faster.quality_of(r["sampler"], judge, data))
@@ -98,7 +98,7 @@ def bench() -> list:
                          r["adherence"] >= ref["adherence"] - 0.05))
     rows.append(BenchRow(f"{label}: Frechet distance on judge features", r["frechet"], name))
     rows.append(BenchRow(f"{label}: seconds to distil it (teacher pairs + training, recorded by "
-                         f"`{faster.STUDENT_COMMAND}`, {shipped.metadata['threads']} thread(s))",
+                         f"`{reflow.STUDENT_COMMAND}`, {shipped.metadata['threads']} thread(s))",
                          float(shipped.metadata["pairs_seconds"]) + float(shipped.metadata["train_seconds"]), ds))
     generate.generate("a photo of a dress", n=16, encoder=encoder, judge=judge)   # the first call in the process
     with faster.with_threads(2):
