@@ -62,7 +62,7 @@ FORBIDDEN = {
     "08_faster_generation": {
         "ex1_median_time": [f"{_FAST}:time_call"],
         "ex2_embedding_cache": [f"{_FAST}:CachedTokenStates", f"{_FAST}:generate_cached"],
-        "ex3_reflow_loss": [f"{_FAST}:reflow_loss", f"{_DIFF}:flow_matching_loss"],
+        "ex3_reflow_loss": ["textimg_lessons.reflow:reflow_loss", f"{_DIFF}:flow_matching_loss"],
     },
 }
 
