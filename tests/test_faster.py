@@ -231,3 +231,28 @@ def test_speed_of_reports_latency_and_throughput_per_thread_count():
     assert set(out) == {"ms_batch1_1t", "img_s_batch_1t"}
     assert set(seen) == {1, 8}, "batch 1 and a batch of 8 prompts (repeated to fill it)"
     assert out["ms_batch1_1t"] >= 1 and 0 < out["img_s_batch_1t"] < 1000
+
+
+def test_a_cold_compile_uses_an_empty_kernel_cache_and_puts_the_setting_back(monkeypatch):
+    import os
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/nonexistent-before")
+    seen = []
+
+    def spying_backend(gm, example_inputs):
+        seen.append(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+        return gm.forward
+
+    x = torch.randn(4, 3)
+    compiled, seconds, reason = faster.maybe_compile(nn.Linear(3, 2), x, backend=spying_backend)
+    assert reason is None and seen and seen[0] != "/nonexistent-before" and "textimg-compile-" in seen[0]
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/nonexistent-before"
+    torch._dynamo.reset()
+
+
+def test_the_fastest_encoder_falls_back_to_float32_and_says_why_when_int8_is_unavailable(monkeypatch):
+    def no_int8(encoder):
+        raise RuntimeError("no quantised engine")
+    monkeypatch.setattr(faster, "quantize_encoder", no_int8)
+    sentinel = object()
+    encoder, label = faster.fastest_encoder(sentinel)
+    assert encoder is sentinel and "float32" in label and "no quantised engine" in label

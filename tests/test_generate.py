@@ -112,7 +112,7 @@ def test_read_only_folder_is_refused_even_when_running_as_root(tmp_path, capsys,
 def test_generate_defaults_to_the_fast_student_at_its_chosen_steps_and_reports_time_confidence_and_familiarity():
     from textimg_lessons.reflow import load_student
     result = generate.generate("a photo of a trouser", n=8, dataset="fashion_mnist")
-    assert result["kind"] == "fast"
+    assert result["kind"] == "fast" and result["encoder"] == "int8 MiniLM"
     assert result["steps"] == int(load_student("fashion_mnist").metadata["recommended_steps"]) <= 8
     assert result["known"] and result["nearest"][0] == "Trouser"
     assert len(result["confidence"]) == 8 and all(0 <= c <= 1 for c in result["confidence"])

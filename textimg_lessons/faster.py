@@ -21,6 +21,7 @@ distilled student of section 7 has its own module, `reflow`.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import time
@@ -276,6 +277,18 @@ def quantize_encoder(encoder):
     return q
 
 
+def fastest_encoder(encoder) -> tuple:
+    """(encoder, label): `encoder` with int8 linear layers when this torch can quantise them, else `encoder`
+    itself with the reason in the label. What `textimg-lessons generate` runs its default model with.
+
+    Lesson: 08_faster_generation.ipynb, "4. An int8 language model".
+    """
+    try:
+        return quantize_encoder(encoder), "int8 MiniLM"
+    except RuntimeError as e:
+        return encoder, f"float32 MiniLM ({e})"
+
+
 def embedding_cosine(encoder_a, encoder_b, texts: list) -> torch.Tensor:
     """Cosine between two encoders' pooled embeddings of each text (N,), computed fresh (no cache).
 
@@ -299,11 +312,39 @@ def parameter_megabytes(module) -> float:
 
 # ---------------------------------------------------------------- 5. torch.compile
 
-def maybe_compile(module, *example_args, backend: str | object = "inductor", **example_kwargs):
+@contextmanager
+def _empty_compile_cache():
+    """Point inductor at a new, empty cache folder for the block (removed when the process exits): PyTorch
+    keeps compiled kernels on disk between runs, so a second run would otherwise time a warm compile that a
+    student's first run never sees. Its "no CUDA runtime" notice on CPU-only machines is silenced too."""
+    import atexit
+    import logging
+    import os
+    import shutil
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="textimg-compile-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)   # the compiled kernels are used until then
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+        if before is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
+
+
+def maybe_compile(module, *example_args, backend: str | object = "inductor", cold: bool = True, **example_kwargs):
     """torch.compile(module) and one call on the example inputs, which is when compilation happens (section 5).
 
     Returns (compiled module, compile seconds, None), or (module unchanged, 0.0, reason) when no compiler
     works here (no C compiler, an unsupported platform, an error in the backend): the reason says which.
+    cold=True compiles with an empty kernel cache, so the seconds are those of a first compile on a machine.
     A compiled module recompiles for each new input shape, so time it on the shapes it was compiled for.
 
     Lesson: 08_faster_generation.ipynb, "5. `torch.compile`".
@@ -312,9 +353,10 @@ def maybe_compile(module, *example_args, backend: str | object = "inductor", **e
         return module, 0.0, f"torch {torch.__version__} has no torch.compile"
     start = time.perf_counter()
     try:
-        compiled = torch.compile(module, backend=backend)
-        with torch.no_grad():
-            compiled(*example_args, **example_kwargs)
+        with (_empty_compile_cache() if cold else contextlib.nullcontext()):
+            compiled = torch.compile(module, backend=backend)
+            with torch.no_grad():
+                compiled(*example_args, **example_kwargs)
     except Exception as e:
         root = getattr(e, "inner_exception", None) or e.__cause__ or e   # the backend's own error, if wrapped
         lines = [ln.strip() for ln in str(root).splitlines() if ln.strip()]

@@ -133,8 +133,8 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
              steps: int | None = None) -> dict:
     """Images for a prompt from a shipped generator, with the judge's reading of each.
 
-    kind: "fast" (chapter 8's reflow student: chapter 7's quality bar at a fraction of its time, measured by
-    `textimg-lessons bench 08_faster_generation`), "diffusion" (chapter 7) or "cvae" (chapter 6). None means
+    kind: "fast" (chapter 8's reflow student with the int8 language model: chapter 7's quality bar at a
+    fraction of its time, measured by `textimg-lessons bench 08_faster_generation`), "diffusion" (chapter 7) or "cvae" (chapter 6). None means
     the kind of `model` when one is passed (a reflow student is "fast", another chapter 7 TextToImage
     "diffusion", a chapter 6 ConditionalVAE "cvae"), else "fast".
     guidance: classifier-free guidance scale (None: the chapter's recipe; 1 = none; not for "fast", which has it
@@ -144,7 +144,8 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     Returns {"images": (n, 1, 28, 28), "readings": [class name per image], "confidence": [the judge's
     probability of that class per image], "counts": Counter, "seconds": generation time, and for diffusion
     "known" / "familiarity" / "nearest": whether the prompt is close to what the model was trained on, and
-    the names of the nearest known classes}. encoder/model/judge may be passed in to reuse loaded ones.
+    the names of the nearest known classes}. encoder/model/judge may be passed in to reuse loaded ones
+    (a given encoder is used as it is; the default for "fast" is the int8 one).
 
     Lesson: 07_diffusion.ipynb, "12. A prompt box".
     """
@@ -167,21 +168,28 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
 
     from .judges import load_judge
     from .metrics import judge_logits
+    encoder_label = "MiniLM (given)" if encoder is not None else "float32 MiniLM"
     if encoder is None:
         from .pretrained import PretrainedTextEncoder
         encoder = _cached(("encoder", None), PretrainedTextEncoder)
+        if kind == "fast" and model is None:
+            # the fastest configuration that keeps chapter 7's quality, as chapter 8 measured it: the student
+            # with the int8 language model (or float32 where this torch cannot quantise)
+            from .faster import fastest_encoder
+            encoder, encoder_label = _cached(("encoder", "fast"), lambda: fastest_encoder(encoder))
     judge = judge if judge is not None else _cached(("judge", dataset), lambda: load_judge(dataset))
     names = class_names(dataset)
     extra = {}
     if kind == "fast":
         from .reflow import STUDENT_STEP_CHOICES, load_student
-        model = model if model is not None else _cached(("fast", dataset), lambda: load_student(dataset, encoder=encoder))
+        model = model if model is not None else _cached(
+            ("fast", dataset, id(encoder)), lambda: load_student(dataset, encoder=encoder))
         steps = steps or int(model.metadata.get("recommended_steps", max(STUDENT_STEP_CHOICES)))
         result = model.generate(prompt, n, steps, 1.0, sampler="euler", seed=seed)
     elif kind == "diffusion":
         from . import diffusion, text_to_image
         model = model if model is not None else _cached(
-            ("diffusion", dataset), lambda: text_to_image.load_model(dataset, encoder=encoder))
+            ("diffusion", dataset, id(encoder)), lambda: text_to_image.load_model(dataset, encoder=encoder))
         steps = steps or diffusion.RECIPE["sample_steps"]
         result = model.generate(prompt, n, steps, diffusion.RECIPE["guidance"] if guidance is None else guidance,
                                 seed=seed)
@@ -201,7 +209,7 @@ def generate(prompt: str, n: int = 16, dataset: str = "fashion_mnist", seed: int
     conf, classes = probs.max(dim=1)
     readings = [names[int(c)] for c in classes]
     return {"images": images, "readings": readings, "confidence": conf.tolist(), "counts": Counter(readings),
-            "seconds": seconds, "kind": kind, "steps": steps, **extra}
+            "seconds": seconds, "kind": kind, "steps": steps, "encoder": encoder_label, **extra}
 
 
 def reading_text(counts: Counter, n: int, readings=None, confidence=None) -> str:
@@ -247,6 +255,7 @@ def _run(args) -> int:
     if warning:
         print(warning)
     steps = "" if args.model == "cvae" else f", {result['steps']} step{'s' * (result['steps'] != 1)}"
+    steps += f", {result['encoder']}"
     print(f"wrote {out} ({w}x{h} px, {args.n} images, {dataset}, {args.model} model{steps}, seed {args.seed}) "
           f"in {result['seconds']:.2f} s (model loading not counted)")
     print(f"the judge reads: {reading_text(result['counts'], args.n, result['readings'], result['confidence'])}")

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from . import diffusion, text_to_image
 from .config import FullFast, Recipe, seed_everything
 from .datasets import require_dataset
-from .faster import MEASURE, with_parts
+from .faster import MEASURE, fastest_encoder, with_parts
 from .histories import ReflowHistory
 from .train import run_loop, step_rounds
 
@@ -156,7 +156,8 @@ def load_student(dataset: str, path=None, encoder=None, device=None):
 def choose_student_steps(student, teacher, judge, n_per_prompt: int | None = None, max_drop: float = 0.05,
                          choices=STUDENT_STEP_CHOICES) -> tuple:
     """The fewest Euler steps at which the student's adherence on the held-out phrasings is within max_drop
-    of the teacher's at its default (16 Heun steps, guidance 2): chapter 8's quality bar (section 8).
+    of the teacher's at its default (16 Heun steps, guidance 2): chapter 8's quality bar (section 8). The
+    student is measured with its own text encoder (`generate` gives it the int8 one).
 
     Returns (steps or None if no choice meets the bar, {"teacher": adherence, steps: adherence, ...}).
 
@@ -198,13 +199,15 @@ def train_shipped_student(datasets=None, out_dir=None, seed: int = 0) -> list:
         data = load_dataset(ds)
         table = diffusion.TokenTable(data, encoder, seed=seed)
         student, h = train_reflow_student(teacher, table, seed=seed)
-        steps, scores = choose_student_steps(student, teacher, load_judge(ds))
+        # the steps are chosen for the student as `generate` runs it: with the int8 language model
+        fast_encoder, encoder_label = fastest_encoder(encoder)
+        steps, scores = choose_student_steps(with_parts(student, encoder=fast_encoder), teacher, load_judge(ds))
         if steps is None:
             print(f"{ds}: no Euler step count of {STUDENT_STEP_CHOICES} keeps the student within 5 points of the "
                   f"teacher ({scores}); saving it with {max(STUDENT_STEP_CHOICES)} steps as its default.", flush=True)
         path = student_path(ds) if out_dir is None else Path(out_dir) / student_path(ds).name
         meta = {**student.metadata, "command": STUDENT_COMMAND, "seed": seed,
-                "recommended_steps": steps or max(STUDENT_STEP_CHOICES),
+                "recommended_steps": steps or max(STUDENT_STEP_CHOICES), "chosen_with": encoder_label,
                 "pairs_seconds": round(h["pairs_seconds"], 1), "train_seconds": round(h["seconds"], 1),
                 "train_cpu_seconds": round(h["cpu_seconds"], 1), "threads": torch.get_num_threads(),
                 "adherence_heldout_phrasing": json.dumps({str(k): round(v, 4) for k, v in scores.items()})}
