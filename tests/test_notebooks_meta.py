@@ -65,3 +65,26 @@ def test_outputs_committed_and_clean(path):
     assert not re.search(r"/(work|root|home|tmp)/[A-Za-z]", text), f"{path.name} leaks a local path"
     for c in code:
         assert not any(o.get("output_type") == "error" for o in c.get("outputs", [])), path.name
+
+
+def _chapter_times(markdown: str) -> dict:
+    """{"03_gan": "11 min", ...} from a chapter table whose last column is the whole notebook's full-mode time."""
+    times = {}
+    for line in markdown.splitlines():
+        m = re.match(r"\| \d \| `(\d\d_[a-z_]+)` \|.*\| ([^|]+) \|$", line.strip())
+        if m:
+            times[m.group(1)] = m.group(2).strip()
+    return times
+
+
+def test_chapter_0_and_the_readme_give_every_chapter_the_same_full_run_time():
+    readme = _chapter_times((ROOT / "README.md").read_text())
+    start = _chapter_times("\n".join(_src(c) for c in _cells(ROOT / "notebooks" / "00_start_here.ipynb")
+                                     if c["cell_type"] == "markdown"))
+    assert set(readme) == {p.stem for p in NOTEBOOKS}, "the README's chapter table must list every notebook"
+    assert start == readme, "chapter 0's table and the README's give different times; the README's are measured"
+
+
+def test_the_time_tables_are_read_as_they_are_written():
+    table = "| 3 | `03_gan` | GANs | DCGAN 97.6 | 11 min |\n| 4 | `04_vae` | VAEs | < 1 min |"
+    assert _chapter_times(table) == {"03_gan": "11 min", "04_vae": "< 1 min"}
