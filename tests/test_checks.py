@@ -374,6 +374,9 @@ _SOFTMAX = ("def softmax_cross_entropy_ex(logits, y):\n    N = logits.shape[0]\n
 _LENET = ("def conv_params(c_in, c_out, k, bias=True):\n    return c_out * c_in * k * k + {conv_bias}\n"
           "def linear_params(n_in, n_out, bias=True):\n    return n_in * n_out + {linear_bias}\n"
           "def lenet5_parameter_count():\n    return 61706")
+_TIMER = ("def median_time_ex(fn, warmup, repeats):\n{warm}    ts = []\n    for _ in {loop}:\n"
+          "        s = time.perf_counter()\n        fn()\n        ts.append(time.perf_counter() - s)\n"
+          "    return float(1000 * {reduce})")
 ATTACKS = [  # (chapter, exercise, wrong answer, what the visible test must say)
     ("01_backprop", "ex1_output_delta", "def output_delta_ex(y, y_hat):\n    return (y_hat - y).sum()",
      "dL/dy_hat on a (2, 3) batch (it has y_hat's shape, whatever that shape is): shape ()"),
@@ -417,6 +420,20 @@ ATTACKS = [  # (chapter, exercise, wrong answer, what the visible test must say)
      "conv_params(1, 6, 5, bias=False) (weights only) differs"),
     ("02_cnn", "ex4_parameter_count", _LENET.format(conv_bias="(c_out if bias else 0)", linear_bias="n_out"),
      "linear_params(400, 120, bias=False) (weights only) differs"),
+    ("08_faster_generation", "ex1_median_time", _TIMER.format(loop="range(warmup + repeats)", warm="",
+                                                               reduce="statistics.median(ts)"),
+     "the slow warm-up calls (60 ms) must not be timed"),
+    ("08_faster_generation", "ex1_median_time", _TIMER.format(loop="range(repeats)", warm="    for _ in range(warmup): fn()\n",
+                                                               reduce="sum(ts) / len(ts)"),
+     "use the median, not the mean"),
+    ("08_faster_generation", "ex2_embedding_cache",
+     "def embedding_cache_ex(cache, compute, prompts):\n    new = list(dict.fromkeys(p for p in prompts if p not in cache))\n"
+     "    got = dict(zip(new, compute(new))) if new else {}\n    return [cache.get(p, got.get(p)) for p in prompts]",
+     "store what compute returns in the cache"),
+    ("08_faster_generation", "ex2_embedding_cache",
+     "def embedding_cache_ex(cache, compute, prompts):\n    new = list(dict.fromkeys(p for p in prompts if p not in cache))\n"
+     "    cache.update(zip(new, compute(new)))\n    return [cache[p] for p in prompts]",
+     "every prompt was cached, but compute was called"),
 ]
 
 
