@@ -16,7 +16,7 @@ from . import config
 from .conditional import RECIPE, ConditionalVAE, train_conditional
 from .config import get_device
 from .datasets import require_dataset
-from .weights import read_weights, write_weights
+from .weights import read_weights, require_weights_file, write_weights
 
 
 SHIPPED_FORMAT = "textimg_lessons.conditional.ConditionalVAE/v1"
@@ -45,11 +45,8 @@ def load_generator(dataset: str, path=None, device=None) -> ConditionalVAE:
     Only the decoder side is stored, so the returned model can sample but not encode images.
     """
     dataset = require_dataset(dataset)
-    path = Path(path) if path is not None else shipped_generator_path(dataset)
-    if not path.exists():
-        raise FileNotFoundError(f"no generator weights at {path.name}; restore them with `git checkout -- "
-                                f"textimg_lessons/shipped/{path.name}` or rebuild them with "
-                                "`textimg-lessons train generators`.")
+    path = require_weights_file(path if path is not None else shipped_generator_path(dataset), "generator weights",
+                                "textimg-lessons train generators")
     state, meta = read_weights(path)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     if meta.get("format") != SHIPPED_FORMAT or meta.get("dataset") != dataset:

@@ -140,12 +140,9 @@ def load_student(dataset: str, path=None, encoder=None, device=None):
 
     Lesson: 08_faster_generation.ipynb, "The targets, and what".
     """
-    from pathlib import Path
+    from .weights import require_weights_file
     dataset = require_dataset(dataset)
-    path = Path(path) if path is not None else student_path(dataset)
-    if not path.exists():
-        raise FileNotFoundError(f"no reflow student at {path.name}; restore it with `git checkout -- "
-                                f"textimg_lessons/shipped/{path.name}` or rebuild it with `{STUDENT_COMMAND}`.")
+    path = require_weights_file(path if path is not None else student_path(dataset), "reflow student", STUDENT_COMMAND)
     student = text_to_image.load_model(dataset, path=path, encoder=encoder, device=device)
     if student.metadata.get(STUDENT_FORMAT_KEY) != "reflow":
         raise ValueError(f"{path.name} is a chapter-7 model, not a reflow student (no {STUDENT_FORMAT_KEY!r} in "

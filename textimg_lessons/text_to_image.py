@@ -154,14 +154,10 @@ def load_model(dataset: str, path=None, encoder=None, device=None) -> TextToImag
 
     Lesson: 07_diffusion.ipynb, "9. The shipped generator against chapter 6's".
     """
-    from pathlib import Path
-
-    from .weights import read_weights
+    from .weights import read_weights, require_weights_file
     dataset = require_dataset(dataset)
-    path = Path(path) if path is not None else shipped_model_path(dataset)
-    if not path.exists():
-        raise FileNotFoundError(f"no diffusion weights at {path.name}; restore them with `git checkout -- "
-                                f"textimg_lessons/shipped/{path.name}` or rebuild them with `{SHIPPED_COMMAND}`.")
+    path = require_weights_file(path if path is not None else shipped_model_path(dataset), "diffusion weights",
+                                SHIPPED_COMMAND)
     state, meta = read_weights(path)   # a WeightsFileError (a ValueError) says if the file is unreadable
     if meta.get("format") != SHIPPED_FORMAT or meta.get("dataset") != dataset:
         raise ValueError(f"{path.name} is not a {dataset} diffusion model saved by save_model "

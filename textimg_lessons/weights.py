@@ -12,6 +12,16 @@ class WeightsFileError(ValueError):
     """A weight file cannot be read; the message names the file and what went wrong."""
 
 
+def require_weights_file(path, what: str, command: str) -> Path:
+    """`path` if it exists, else a FileNotFoundError that says how to restore the shipped file (git) or rebuild
+    it (`command`, a `textimg-lessons train ...` line)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no {what} at {path.name}; restore the shipped file with `git checkout -- "
+                                f"textimg_lessons/shipped/{path.name}` or rebuild it with `{command}`.")
+    return path
+
+
 def write_weights(path, state: dict, metadata: dict) -> Path:
     """Save tensors with string metadata: write a temporary file, then rename it over `path`, so an
     interrupted save never leaves half a file behind. Returns the path."""
