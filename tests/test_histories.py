@@ -110,3 +110,23 @@ def test_train_judge_returns_what_the_judge_file_records():
     _, h = judges.train_judge("mnist", num_epochs=1)
     assert isinstance(h, H.JudgeHistory) and isinstance(h, H.ClassifierHistory)
     assert h["test_acc"] == h.test_acc_final and h.dataset == "mnist" and h.num_epochs == 1 and h.source
+
+
+def test_a_shipped_file_report_is_one_json_line_with_what_training_measured():
+    import json
+    from textimg_lessons.histories import ShippedFile
+    r = ShippedFile("mnist", "judge_mnist.safetensors", 12.3, {"test_accuracy": 0.984})
+    assert json.loads(r.line()) == {"dataset": "mnist", "file": "judge_mnist.safetensors", "seconds": 12.3,
+                                    "test_accuracy": 0.984}
+    assert r["measured"]["test_accuracy"] == 0.984 and r.file == "judge_mnist.safetensors"
+
+
+def test_the_vae_comparison_returns_a_named_run_per_model_readable_as_before():
+    from textimg_lessons import vae_experiments
+    from textimg_lessons.data import load_dataset
+    from textimg_lessons.histories import VAERun
+    res = vae_experiments.compare_conv_mlp(load_dataset("fashion_mnist", verbose=False), num_epochs=1)
+    assert set(res) == {"conv", "mlp"}
+    for run in res.values():
+        assert isinstance(run, VAERun) and run["test_nelbo"] == run.history["test_nelbo"][-1] > 0
+        assert 0 < run.ssim <= 1 and run.params > 0 and run["iwae_k"] >= 1

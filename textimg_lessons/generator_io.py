@@ -8,7 +8,6 @@ MNIST: the 4,000-image subset), stored as float16 (decoder, projection and FiLM 
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from . import config
 from .conditional import RECIPE, ConditionalVAE, train_conditional
 from .config import get_device
 from .datasets import require_dataset
+from .histories import ShippedFile
 from .weights import read_weights, require_weights_file, write_weights
 
 
@@ -86,8 +86,7 @@ def train_shipped(out_dir=None, datasets=("fashion_mnist", "mnist"), seed: int =
             "command": SHIPPED_COMMAND, "seed": seed, "steps": history["step"][-1], "source": data.source,
             "guidance": f"{RECIPE['guidance']:g}",
             **{f"adherence_{f}": f"{adh[f]['adherence']:.3f}" for f in adh}})
-        report.append({"dataset": ds, "file": path.name, "bytes": path.stat().st_size,
-                       "seconds": round(time.perf_counter() - start, 1),
-                       **{f: round(adh[f]["adherence"], 3) for f in adh}})
-        print(json.dumps(report[-1]))
+        report.append(ShippedFile(ds, path.name, round(time.perf_counter() - start, 1),
+                                  {"bytes": path.stat().st_size, **{f: round(adh[f]["adherence"], 3) for f in adh}}))
+        print(report[-1].line(), flush=True)
     return report

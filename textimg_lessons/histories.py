@@ -16,6 +16,8 @@ mapping, the notebook-friendly view: `history["train_nelbo"]`, `history.keys()`,
   CaptionerHistory            captioner.train_captioner
   CodecHistory, DiffusionHistory, TextToImageHistory   chapter 7's latent VAE, denoiser, whole recipe
   ReflowHistory               reflow.train_reflow_student (chapter 8)
+  VAERun                      each model of vae_experiments.compare_conv_mlp (chapter 4)
+  ShippedFile                 each weight file a `textimg-lessons train ...` command writes
 """
 from __future__ import annotations
 
@@ -198,3 +200,36 @@ class ReflowHistory(History):
     seconds: float                  # the student's training wall time
     cpu_seconds: float              # CPU time of the same
     steps: int                      # training steps
+
+
+@dataclass(eq=False)
+class VAERun(History):
+    """One model of vae_experiments.compare_conv_mlp (chapter 4): the trained VAE and what it measured."""
+
+    vae: object                     # the trained model (vae.ConvVAE or vae.MLPVAE)
+    history: VAEHistory             # its training history
+    test_nelbo: float               # test negative ELBO after the last epoch (nats per image)
+    iwae_nll: float                 # importance-weighted NLL estimate (nats per image)
+    iwae_k: int                     # samples per image for it
+    iwae_images: int                # test images it used
+    psnr: float                     # reconstruction of the binarised test images (posterior mean)
+    ssim: float
+    train_seconds: float            # training wall time
+    train_cpu_seconds: float        # CPU time of the same
+    params: int                     # parameters of the model
+
+
+@dataclass(eq=False)
+class ShippedFile(History):
+    """One weight file written by a `textimg-lessons train ...` command, and what its training measured."""
+
+    dataset: str
+    file: str                       # the file name, in the --out folder
+    seconds: float                  # wall time to make it
+    measured: dict = field(default_factory=dict)   # e.g. test accuracy, adherence, chosen steps
+
+    def line(self) -> str:
+        """One JSON line for the command's output."""
+        import json
+        return json.dumps({"dataset": self.dataset, "file": self.file, "seconds": self.seconds, **self.measured},
+                          default=str)

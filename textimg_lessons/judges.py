@@ -18,7 +18,6 @@ Measured test accuracy of the shipped weights (also stored in each file's metada
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from . import config
 from .cnn import train_classifier
 from .config import get_device, pick
 from .datasets import NAMES, require_dataset
-from .histories import JudgeHistory
+from .histories import JudgeHistory, ShippedFile
 from .weights import WeightsFileError, read_weights, write_weights
 
 
@@ -269,8 +268,8 @@ def train_judges(out_dir, datasets=JUDGE_DATASETS, seed: int = 0) -> list:
         save_judge(judge, path, key, {
             "test_accuracy": f"{history['test_acc']:.4f}", "num_epochs": history["num_epochs"],
             "seed": seed, "source": history["source"], "command": TRAIN_JUDGES_COMMAND})
-        report.append({"dataset": key, "test_accuracy": round(history["test_acc"], 4),
-                       "num_epochs": history["num_epochs"], "seconds": round(time.perf_counter() - start, 1),
-                       "file": path.name, "bytes": path.stat().st_size, "sha256": _file_sha256(path)})
-        print(json.dumps(report[-1]))
+        report.append(ShippedFile(key, path.name, round(time.perf_counter() - start, 1), {
+            "test_accuracy": round(history["test_acc"], 4), "num_epochs": history["num_epochs"],
+            "bytes": path.stat().st_size, "sha256": _file_sha256(path)}))
+        print(report[-1].line(), flush=True)
     return report

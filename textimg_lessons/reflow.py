@@ -20,7 +20,7 @@ from . import diffusion, text_to_image
 from .config import FullFast, Recipe, seed_everything
 from .datasets import require_dataset
 from .faster import MEASURE, fastest_encoder, with_parts
-from .histories import ReflowHistory
+from .histories import ReflowHistory, ShippedFile
 from .train import run_loop, step_rounds
 
 # Reflow with the guidance baked in. Full mode is sized to stay under 10 minutes on a 2-core CPU: measured on one
@@ -209,7 +209,7 @@ def train_shipped_student(datasets=None, out_dir=None, seed: int = 0) -> list:
                 "train_cpu_seconds": round(h["cpu_seconds"], 1), "threads": torch.get_num_threads(),
                 "adherence_heldout_phrasing": json.dumps({str(k): round(v, 4) for k, v in scores.items()})}
         text_to_image.save_model(student, path, meta)
-        report.append({"dataset": ds, "file": path.name, "recommended_steps": meta["recommended_steps"],
-                       "adherence": scores, "seconds": round(time.perf_counter() - start, 1)})
-        print(report[-1], flush=True)
+        report.append(ShippedFile(ds, path.name, round(time.perf_counter() - start, 1),
+                                  {"recommended_steps": meta["recommended_steps"], "adherence": scores}))
+        print(report[-1].line(), flush=True)
     return report

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .config import get_device
 from .datasets import require_dataset
-from .histories import TextToImageHistory
+from .histories import ShippedFile, TextToImageHistory
 from .diffusion import (RECIPE, Denoiser, LatentCodec, TokenTable, pool, sample_latents, token_states,
                         train_codec, train_diffusion)
 
@@ -218,6 +218,6 @@ def train_shipped(datasets=DATASETS, out_dir=None, seed: int = 0) -> list:
                                "codec_seconds": round(h["codec_seconds"], 1), "train_seconds": round(h["seconds"], 1),
                                "train_cpu_seconds": round(h["cpu_seconds"], 1), "source": data.source,
                                "threads": torch.get_num_threads()})
-        report.append({"dataset": ds, "file": path.name, "seconds": round(time.perf_counter() - start, 1)})
-        print(report[-1], flush=True)
+        report.append(ShippedFile(ds, path.name, round(time.perf_counter() - start, 1)))
+        print(report[-1].line(), flush=True)
     return report

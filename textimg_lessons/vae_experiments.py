@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from .config import pick
+from .histories import VAERun
 from .vae import VAE, binarize, importance_weighted_nll, require_images, train_vae
 
 
@@ -84,8 +85,8 @@ IWAE_IMAGES = 2000   # the IWAE estimate uses the first 2,000 test images (k = 1
 def compare_conv_mlp(data, num_epochs: int | None = None, seed: int = 0) -> dict:
     """The chapter's comparison: conv VAE vs the MLP baseline, same data, latent size, optimiser and epochs.
 
-    Returns {"conv": {...}, "mlp": {...}} with the model, history, test negative ELBO, IWAE NLL and
-    reconstruction PSNR/SSIM (decoded posterior mean vs the binarised test image) for each.
+    Returns {"conv": VAERun, "mlp": VAERun}: the model, history, test negative ELBO, IWAE NLL and
+    reconstruction PSNR/SSIM (decoded posterior mean vs the binarised test image) of each.
 
     Lesson: 04_vae.ipynb, "3. Training the VAE and measuring it in nats".
     """
@@ -96,8 +97,8 @@ def compare_conv_mlp(data, num_epochs: int | None = None, seed: int = 0) -> dict
     for kind in ("conv", "mlp"):
         vae, history = train_vae(data, kind=kind, num_epochs=num_epochs, seed=seed)
         quality = reconstruction_quality(reconstruct(vae, X_test), X_test)
-        out[kind] = {"vae": vae, "history": history, "test_nelbo": history["test_nelbo"][-1],
-                     "iwae_nll": importance_weighted_nll(vae, X_iw, k=k), "iwae_k": k, "iwae_images": len(X_iw),
-                     **quality, "train_seconds": history["seconds"], "train_cpu_seconds": history["cpu_seconds"],
-                     "params": sum(p.numel() for p in vae.parameters())}
+        out[kind] = VAERun(vae=vae, history=history, test_nelbo=history["test_nelbo"][-1],
+                           iwae_nll=importance_weighted_nll(vae, X_iw, k=k), iwae_k=k, iwae_images=len(X_iw),
+                           psnr=quality["psnr"], ssim=quality["ssim"], train_seconds=history["seconds"],
+                           train_cpu_seconds=history["cpu_seconds"], params=sum(p.numel() for p in vae.parameters()))
     return out
