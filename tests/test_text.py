@@ -226,7 +226,9 @@ def test_a_3000_character_prompt_gives_one_note_and_no_transformers_warning(enco
         assert e.shape == (2, 384) and torch.isfinite(e).all()
         torch.testing.assert_close(e.norm(dim=1), torch.ones(2))
         # the capture works: untruncated tokenisation of the same prompt is what made transformers warn
-        encoder.tokenizer(prompt)
+        # (a fresh tokenizer, because transformers says it only once per tokenizer)
+        from transformers import AutoTokenizer
+        AutoTokenizer.from_pretrained(encoder.path)(prompt)
         assert any("indexing errors" in m for m in records.messages) or "indexing errors" in capfd.readouterr().err
     finally:
         hf_logger.removeHandler(records)
