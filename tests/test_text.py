@@ -1,5 +1,6 @@
 """Tests for textimg_lessons.text: attention equals PyTorch's, the causal mask hides the future, pooling
-ignores padding, tokenisers round-trip, and the pretrained encoder resolves, validates and caches."""
+ignores padding, tokenisers round-trip, and the pretrained encoder resolves, validates, caches and cuts long
+prompts with one note of its own."""
 import logging
 import warnings
 
@@ -218,7 +219,8 @@ def test_a_3000_character_prompt_gives_one_note_and_no_transformers_warning(enco
             warnings.simplefilter("always")
             e = encoder.encode([prompt, "a sandal"], use_cache=False)
         notes = [str(x.message) for x in w]
-        assert records.messages == [] and "indexing errors" not in capfd.readouterr().err
+        printed = capfd.readouterr()
+        assert records.messages == [] and printed.out == "" and "indexing errors" not in printed.err
         assert len(notes) == 1 and issubclass(w[0].category, pretrained.PromptTruncatedWarning)
         kept = encoder.max_length - encoder.tokenizer.num_special_tokens_to_add()
         assert f"first {kept} tokens" in notes[0] and "3,000 characters" in notes[0]
