@@ -1,5 +1,7 @@
 """Tests for textimg_lessons.text: attention equals PyTorch's, the causal mask hides the future, pooling
-ignores padding, tokenisers round-trip, and the pretrained encoder resolves, validates and caches."""
+ignores padding, tokenisers round-trip, and the pretrained encoder resolves, validates, caches and cuts long
+prompts with one note of its own."""
+import logging
 import warnings
 
 import pytest
@@ -191,9 +193,47 @@ def test_encoder_truncates_long_prompts_with_one_warning(encoder):
         warnings.simplefilter("always")
         a = encoder.encode([long])
         encoder.encode([long + " again"])
-    assert sum("truncated" in str(x.message) for x in w) == 1
+    assert sum(issubclass(x.category, pretrained.PromptTruncatedWarning) for x in w) == 1
     b = encoder.encode([long + " with a different ending that falls past the cut"])
     torch.testing.assert_close(a, b)  # everything past max_length tokens is cut
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_a_3000_character_prompt_gives_one_note_and_no_transformers_warning(encoder, capfd):
+    prompt = ("a very long prompt about a sneaker with white laces and a thick sole, " * 50)[:3000]
+    assert len(encoder.tokenizer(prompt, truncation=True, max_length=600)["input_ids"]) > 512  # past MiniLM's limit
+    records = _Records()
+    hf_logger = logging.getLogger("transformers")  # transformers logs here and does not propagate to the root
+    hf_logger.addHandler(records)
+    encoder._warned_long = False
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            e = encoder.encode([prompt, "a sandal"], use_cache=False)
+        notes = [str(x.message) for x in w]
+        printed = capfd.readouterr()
+        assert records.messages == [] and printed.out == "" and "indexing errors" not in printed.err
+        assert len(notes) == 1 and issubclass(w[0].category, pretrained.PromptTruncatedWarning)
+        kept = encoder.max_length - encoder.tokenizer.num_special_tokens_to_add()
+        assert f"first {kept} tokens" in notes[0] and "3,000 characters" in notes[0]
+        assert "max_length=" not in notes[0]  # no option the command line does not have
+        assert e.shape == (2, 384) and torch.isfinite(e).all()
+        torch.testing.assert_close(e.norm(dim=1), torch.ones(2))
+        # the capture works: untruncated tokenisation of the same prompt is what made transformers warn
+        # (a fresh tokenizer, because transformers says it only once per tokenizer)
+        from transformers import AutoTokenizer
+        AutoTokenizer.from_pretrained(encoder.path)(prompt)
+        assert any("indexing errors" in m for m in records.messages) or "indexing errors" in capfd.readouterr().err
+    finally:
+        hf_logger.removeHandler(records)
 
 
 def test_cache_hit_does_not_recompute(encoder, monkeypatch):

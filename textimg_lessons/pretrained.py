@@ -24,6 +24,10 @@ class ModelUnavailableError(RuntimeError):
     """A language model cannot be loaded here; the message lists what is available and how to get more."""
 
 
+class PromptTruncatedWarning(UserWarning):
+    """A prompt was longer than the encoder reads: only its first max_length tokens were used."""
+
+
 _HUB_REACHABLE = None
 
 
@@ -105,8 +109,8 @@ class PretrainedTextEncoder:
     encode(texts) => (N, dim) float32 on CPU. Each (model, max_length, text) is computed once: later calls
     read the in-memory cache, and new embeddings are saved under data_dir()/embeddings/ for the next session.
     Bad input: [] => (0, dim); empty/whitespace text => ValueError; non-string => TypeError; texts longer
-    than max_length tokens are truncated (warned once). all-MiniLM-L6-v2 was trained on English: other
-    languages encode without error but their similarities mean little.
+    than max_length tokens are truncated (one PromptTruncatedWarning per encoder). all-MiniLM-L6-v2 was
+    trained on English: other languages encode without error but their similarities mean little.
 
     Lesson: 05_language_models.ipynb, "6. A pretrained sentence encoder".
     """
@@ -169,17 +173,37 @@ class PretrainedTextEncoder:
                   metadata={"texts": json.dumps(texts), "model": self.name})
         os.replace(tmp, path)  # atomic: a reader never sees half a file
 
+    def tokenize(self, texts: list):
+        """(B,) texts => a padded batch on self.device, each text cut to max_length tokens.
+
+        Always tokenised with truncation: untruncated, transformers warns about "indexing errors" for texts
+        longer than the model's own limit (512 for MiniLM) and suggests options the command line does not
+        have. Instead the first cut text gets one PromptTruncatedWarning saying how many tokens were kept.
+        """
+        if not self._warned_long:
+            # one token past the limit is enough to tell which texts get cut
+            ids = self.tokenizer(texts, truncation=True, max_length=self.max_length + 1)["input_ids"]
+            cut = [i for i, row in enumerate(ids) if len(row) > self.max_length]
+            if cut:
+                self._warn_truncated(texts[cut[0]])
+        return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                              return_tensors="pt").to(self.device)
+
+    def _warn_truncated(self, text: str) -> None:
+        kept_ids = self.tokenizer(text, truncation=True, max_length=self.max_length,
+                                  add_special_tokens=False)["input_ids"]
+        kept_ids = kept_ids[:self.max_length - self.tokenizer.num_special_tokens_to_add()]
+        last_words = " ".join(self.tokenizer.decode(kept_ids).split()[-4:])
+        warnings.warn(f"note: a prompt of {len(text):,} characters is longer than the {self.max_length} tokens "
+                      f"this text encoder reads; only its first {len(kept_ids)} tokens were used (up to "
+                      f"\"...{last_words}\"), the rest is ignored. Put what matters first. "
+                      "(Said once per encoder.)", PromptTruncatedWarning, stacklevel=3)
+        self._warned_long = True
+
     @torch.no_grad()
     def _forward(self, texts: list) -> torch.Tensor:
         """The network itself on one batch: (B,) texts => (B, dim) normalised embeddings."""
-        if not self._warned_long:
-            lengths = [len(ids) for ids in self.tokenizer(texts, truncation=False)["input_ids"]]
-            if max(lengths) > self.max_length:
-                warnings.warn(f"some prompts are longer than max_length={self.max_length} tokens "
-                              f"(longest {max(lengths)}); they are truncated. Pass max_length=... to change it.")
-                self._warned_long = True
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                               return_tensors="pt").to(self.device)
+        batch = self.tokenize(texts)
         hidden = self.model(**batch).last_hidden_state  # (B, T, dim)
         return F.normalize(mean_pool(hidden, batch["attention_mask"]), dim=-1).float().cpu()
 
