@@ -39,7 +39,7 @@ def test_time_call_sets_threads_only_inside_and_rejects_bad_arguments():
 
 
 class _FakeEncoder:
-    """token_states' interface (tokenizer, model, max_length, device) with a counting 'network'."""
+    """token_states' interface (tokenize, model) with a counting 'network'."""
 
     max_length, device = 16, torch.device("cpu")
 
@@ -68,6 +68,9 @@ class _FakeEncoder:
                     last_hidden_state = input_ids.float()[..., None].repeat(1, 1, 3) * attention_mask[..., None]
                 return O()
         self.model = Model()
+
+    def tokenize(self, texts):
+        return self.tokenizer(texts)
 
 
 def test_token_state_cache_returns_identical_tensors_counts_hits_and_evicts_oldest():

@@ -173,3 +173,13 @@ def test_a_chapter6_model_passed_in_is_sampled_as_a_cvae():
     from textimg_lessons.generator_io import load_generator
     result = generate.generate("a photo of a trouser", n=4, dataset="fashion_mnist", model=load_generator("fashion_mnist"))
     assert "known" not in result and len(result["readings"]) == 4
+
+
+def test_a_very_long_prompt_gets_one_plain_note_and_still_draws(tmp_path, capsys):
+    prompt = "a long summer dress with " + "many little flowers and " * 120 + "a bow"
+    assert main(["generate", prompt, "--n", "2", "--out", str(tmp_path / "long.png")]) == 0
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert text.count("note: a prompt of") == 1 and "tokens were used" in text
+    assert "indexing errors" not in text and "Traceback" not in text and "PromptTruncatedWarning" not in text
+    assert (tmp_path / "long.png").exists()

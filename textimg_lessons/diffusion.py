@@ -407,7 +407,7 @@ def network_evaluations(steps: int, sampler: str = "heun", guidance: float = REC
 def token_states(encoder, texts: list, batch_size: int = 64):
     """The pretrained encoder's last hidden states for each prompt: (N, S, D) float32 and mask (N, S).
 
-    encoder: a text.PretrainedTextEncoder (its tokenizer and network). S is the longest prompt's length.
+    encoder: a text.PretrainedTextEncoder (its `tokenize` and network). S is the longest prompt's length.
 
     Lesson: 07_diffusion.ipynb, "5. Token states and cross-attention".
     """
@@ -415,8 +415,7 @@ def token_states(encoder, texts: list, batch_size: int = 64):
     texts = validate_texts(texts)
     states, masks = [], []
     for i in range(0, len(texts), batch_size):
-        batch = encoder.tokenizer(texts[i:i + batch_size], padding=True, truncation=True,
-                                  max_length=encoder.max_length, return_tensors="pt").to(encoder.device)
+        batch = encoder.tokenize(texts[i:i + batch_size])   # each cut to max_length tokens, with one note
         states.append(encoder.model(**batch).last_hidden_state.float().cpu())
         masks.append(batch["attention_mask"].cpu())
     S = max(s.shape[1] for s in states)

@@ -244,11 +244,19 @@ def _run(args) -> int:
         out = validate_out(args.out, args.force)
         if args.scale < 1 or args.scale > 16:
             raise GenerateError(f"--scale must be between 1 and 16, got {args.scale}.")
-        result = generate(prompt, args.n, dataset, args.seed, guidance=args.guidance, kind=args.model,
-                          steps=args.steps)
+        import warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            result = generate(prompt, args.n, dataset, args.seed, guidance=args.guidance, kind=args.model,
+                              steps=args.steps)
     except GenerateError as e:
         print(f"textimg-lessons generate: error: {e}", file=sys.stderr)
         return 2
+    for w in caught:   # the encoder's note on a long prompt is for the user: one plain line, not a traceback
+        if w.category.__name__ == "PromptTruncatedWarning":
+            print(str(w.message))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     save_grid(result["images"], out, args.scale)
     w, h = grid_size(args.n, args.scale)
     warning = unknown_warning(result)
