@@ -117,7 +117,7 @@ def bench() -> list:
                          "<= 1.0", new_s <= 1.0))
     cold = _cold_start()
     rows.append(BenchRow(f"`textimg-lessons generate` cold start: seconds for a new process to write 16 images "
-                         f"({torch.get_num_threads()} threads)", cold, ds, wall_seconds=cold))
+                         f"({torch.get_num_threads()} thread(s))", cold, ds, wall_seconds=cold))
     compiled, compile_s, reason = (t2i.model, 0.0, "skipped in fast mode") if fast_mode() else _compile(t2i, encoder)
     rows.append(BenchRow(f"torch.compile of the denoiser: compile seconds ({reason or 'compiled'})", compile_s, name))
     wall = time.perf_counter() - start
