@@ -237,3 +237,119 @@ def test_captioner_logits_are_the_gpt_run_on_prefix_and_tokens():
     assert torch.equal(cap.logits(feats, ids), gpt.head(gpt.ln_f(x)))
     with pytest.raises(ValueError, match="block_size"):
         cap.logits(feats, torch.zeros(2, 8, dtype=torch.long))
+
+
+# ---------------------------------------------------------------- the from-scratch encoder, confidence, seeds
+
+def test_scratch_encoder_reads_known_words_and_skips_unknown_ones():
+    enc = encoders.ScratchTextEncoder.for_dataset("fashion_mnist")
+    assert {"t-shirt", "sneaker", "photo", "large"} <= set(enc.index)
+    assert "purse" not in enc.index and "jeans" not in enc.index
+    e = enc.encode(["a photo of a sneaker", "A PHOTO of a Sneaker!", "purse handbag", "a photo of a sandal"])
+    assert e.shape == (4, 64)
+    torch.testing.assert_close(e[0], e[1])  # case and punctuation do not matter
+    assert e[2].abs().sum() == 0  # only unseen words: the zero vector, the "no prompt" of condition dropout
+    torch.testing.assert_close(e[[0, 3]].norm(dim=1), torch.ones(2))
+    assert not torch.allclose(e[0], e[3])  # one word different, a different vector
+    # the same seed gives the same encoder; another seed a different one
+    torch.testing.assert_close(encoders.ScratchTextEncoder.for_dataset("fashion_mnist").encode(["a bag"]),
+                               enc.encode(["a bag"]))
+    assert not torch.allclose(encoders.ScratchTextEncoder.for_dataset("fashion_mnist", seed=1).encode(["a bag"]),
+                              enc.encode(["a bag"]))
+    assert isinstance(enc, encoders.TextEncoder) and encoders.make_encoder("scratch", "mnist").dim == 64
+    with pytest.raises(ValueError, match="vocabulary is empty"):
+        encoders.ScratchTextEncoder([])
+    with pytest.raises(ValueError, match="empty"):
+        enc.encode(["   "])
+
+
+def test_scratch_encoder_is_trained_end_to_end_and_cannot_be_reused():
+    from textimg_lessons.data import load_mnist
+    data = load_mnist(verbose=False)
+    enc = encoders.ScratchTextEncoder.for_dataset("mnist")
+    before = enc.encode(["a seven", "a two"])
+    untouched = enc.encode(["a 7"])  # "7" is not a training word: only "a" is read
+    model, _ = conditional.train_conditional(data, enc, None, num_steps=30, progress=False)
+    after = enc.encode(["a seven", "a two"])
+    assert (after - before).abs().max() > 1e-3  # the generator's loss moved the word vectors
+    assert enc.trained_steps == 30 and not enc.training
+    assert enc.embedding.weight[0].abs().sum() == 0  # the padding / unknown row stays zero
+    assert untouched.shape == (1, 64)
+    images = conditional.sample(model, enc.encode(["a seven"]), 2, torch.Generator().manual_seed(0))
+    assert images.shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="already trained"):
+        conditional.train_conditional(data, enc, None, num_steps=1, progress=False)
+
+
+class SureOrNotJudge(nn.Module):
+    """Class = round(mean * 9), as FakeJudge, but only sure (probability ~1) for images brighter than 0.5."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))  # the judge helpers read the device from a parameter
+
+    def forward(self, x):
+        m = x.mean(dim=(1, 2, 3))
+        logits = nn.functional.one_hot((m * 9).round().long(), 10).float()
+        return logits * torch.where(m > 0.5, 20.0, 0.5)[:, None]  # 0.5: softmax spreads, top p < 0.5
+
+
+class ConstantModel(nn.Module):
+    """A 'generator' whose images have the brightness that its embedding's first number says."""
+
+    latent_dim = 1
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def condition(self, e):
+        return e[:, :1]
+
+    def decode(self, z, c):
+        return torch.logit(c.clamp(1e-4, 1 - 1e-4)).view(-1, 1, 1, 1).expand(-1, 1, 28, 28) + 0 * z.sum()
+
+
+def test_adherence_report_separates_confident_from_forced_readings(monkeypatch):
+    texts = ["p7", "p2"]
+    monkeypatch.setattr(captions, "prompt_set", lambda dataset, family: (texts, torch.tensor([7, 2])))
+
+    class Enc:
+        def encode(self, t):  # "p7" -> brightness 7/9 (sure), "p2" -> 2/9 (right class, but unsure)
+            return torch.tensor([[int(s[1]) / 9] for s in t])
+    rep = adherence.adherence_report(ConstantModel(), Enc(), SureOrNotJudge(), "mnist", 3, families=("train",),
+                                     guidance=1.0)["train"]
+    assert rep["adherence"] == pytest.approx(1.0)      # a forced choice: both prompts read as asked
+    assert rep["confident"] == pytest.approx(0.5)      # only the bright one with p >= 0.5
+    assert rep["unreadable"] == pytest.approx(0.5)
+
+
+def test_seed_spread_statistics_and_record_parsing():
+    from textimg_lessons import encoder_comparison as ec
+    st = ec.spread_stats([1.0, 2.0, 3.0])
+    assert st["mean"] == 2.0 and st["sd"] == pytest.approx(1.0) and (st["min"], st["max"], st["n"]) == (1.0, 3.0, 3)
+    with pytest.raises(ValueError, match="no values"):
+        ec.spread_stats([])
+    report = {"results": [
+        {"metric": "onehot: frechet, seed 0", "value": 60.0, "dataset": "mnist"},
+        {"metric": "onehot: frechet, seed 1", "value": 70.0, "dataset": "mnist"},
+        {"metric": "onehot: Frechet distance, mean over 2 seeds", "value": 65.0, "dataset": "mnist"},
+        {"metric": "onehot: not_a_metric, seed 0", "value": 1.0, "dataset": "mnist"}]}
+    assert ec.seed_record_rows(report) == {("mnist", "onehot", "frechet"): [60.0, 70.0]}
+    with pytest.raises(ValueError, match="not the JSON"):
+        ec.seed_record_rows({"results": [{"metric": "steps", "value": 1, "dataset": "mnist"}]})
+    with pytest.raises(ValueError, match="at least 2 different seeds"):
+        ec.seed_spread(None, None, dict, seeds=(0, 0))
+
+
+def test_shipped_seed_record_covers_every_encoder_metric_and_seed():
+    from textimg_lessons import encoder_comparison as ec
+    record = ec.load_seed_record()
+    assert record["chapter"] == "06_seeds" and record["mode"] == "full"
+    values = ec.seed_record_rows(record)
+    for ds in ("fashion_mnist", "mnist"):
+        for kind in ("onehot", "scratch", "pretrained"):
+            for metric in ec.SPREAD_METRICS:
+                v = values[(ds, kind, metric)]
+                assert len(v) == 3, (ds, kind, metric)
+                assert all(0 <= x <= 1 for x in v) if metric.startswith(("adh", "conf")) else all(x > 0 for x in v)

@@ -15,13 +15,20 @@ import torch
 from . import captions
 from .conditional import ConditionalVAE, guidance_or_default, sample
 from .datasets import require_dataset
-from .metrics import confusion_matrix, judge_classes
+from .metrics import confusion_matrix, judge_logits
+
+# The judge's probability above which a reading counts as confident (adherence_report's "confident").
+CONFIDENT = 0.5
 
 
 def adherence_report(model: ConditionalVAE, encoder, judge, dataset: str, n_per_prompt: int = 20,
                      families=captions.FAMILIES, seed: int = 0, guidance: float | None = None) -> dict:
-    """Prompt adherence per caption family: {family: {"adherence", "confusion", "per_class"}}.
+    """Prompt adherence per caption family: {family: {"adherence", "confident", "unreadable", "confusion",
+    "per_class"}}.
 
+    adherence: share of images the judge puts in the requested class (its top class, a forced choice,
+    even for a blob). confident: share it puts there with probability >= CONFIDENT (0.5);
+    unreadable: share whose top class has probability < CONFIDENT (the judge cannot tell what it is).
     guidance: classifier-free guidance scale (None: RECIPE["guidance"]; 1.0: plain sampling).
 
     Lesson: 06_text_to_image.ipynb, "6. Adherence per caption family".
@@ -32,9 +39,12 @@ def adherence_report(model: ConditionalVAE, encoder, judge, dataset: str, n_per_
         g = torch.Generator().manual_seed(seed)
         images = sample(model, encoder.encode(texts), n_per_prompt, g, guidance_or_default(guidance))
         requested = labels.repeat_interleave(n_per_prompt)
-        predicted = judge_classes(judge, images)
+        top, predicted = torch.softmax(judge_logits(judge, images).float(), dim=1).max(1)
+        sure = top >= CONFIDENT
+        hit = predicted == requested
         conf = confusion_matrix(requested, predicted)
-        out[family] = {"adherence": float((predicted == requested).float().mean()), "confusion": conf,
+        out[family] = {"adherence": float(hit.float().mean()), "confident": float((hit & sure).float().mean()),
+                       "unreadable": float((~sure).float().mean()), "confusion": conf,
                        "per_class": (conf.diag() / conf.sum(1).clamp_min(1)).tolist(), "prompts": len(texts)}
     return out
 

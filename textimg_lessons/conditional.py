@@ -158,6 +158,7 @@ class CaptionTable:
         if len(data.X_train) == 0:
             raise ValueError("the training set is empty; pass an ImageData with images in X_train.")
         start = time.perf_counter()
+        self.encoder = encoder if getattr(encoder, "trainable", False) else None
         if isinstance(encoder, LabelLookupEncoder):
             self.texts = list(encoder.words)
             self.embeddings = torch.eye(encoder.dim)
@@ -167,15 +168,21 @@ class CaptionTable:
                         for k in range(captions_per_image)]
             self.texts = sorted({t for caps in per_seed for t in caps})
             row = {t: i for i, t in enumerate(self.texts)}
-            self.embeddings = encoder.encode(self.texts).float()  # (U, D): the only time the encoder runs
+            if self.encoder is not None:  # trained with the generator: keep word ids, embed at every step
+                self.ids, self.embeddings = encoder.token_ids(self.texts), None
+            else:
+                self.embeddings = encoder.encode(self.texts).float()  # (U, D): the only time the encoder runs
             self.index = torch.tensor([[row[t] for t in caps] for caps in per_seed])  # (K, N)
         self.encode_seconds = time.perf_counter() - start
-        self.dim = self.embeddings.shape[1]
+        self.dim = encoder.dim if self.encoder is not None else self.embeddings.shape[1]
 
     def batch(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Embeddings (B, D) of one randomly chosen caption for each image index in idx (B,)."""
         k = torch.randint(self.index.shape[0], (len(idx),), generator=generator)
-        return self.embeddings[self.index[k, idx]]
+        rows = self.index[k, idx]
+        if self.encoder is not None:
+            return self.encoder.embed_ids(self.ids[rows])  # with gradients to the word vectors
+        return self.embeddings[rows]
 
 
 # ---------------------------------------------------------------- sampling
@@ -229,10 +236,12 @@ def guidance_or_default(guidance: float | None) -> float:
 def _adherence_hook(judge, encoder, dataset: str):
     """The evaluation during training: adherence on the training-family class prompts, a fixed seed."""
     texts, labels = captions.prompt_set(dataset, "train")
-    embeddings, n = encoder.encode(texts), RECIPE["eval_per_prompt"]
+    trainable, n = getattr(encoder, "trainable", False), RECIPE["eval_per_prompt"]
+    embeddings = None if trainable else encoder.encode(texts)
 
     def evaluate(model) -> dict:
-        images = sample(model, embeddings, n, torch.Generator().manual_seed(0), RECIPE["guidance"])
+        e = encoder.encode(texts) if trainable else embeddings  # a trained encoder changes at every step
+        images = sample(model, e, n, torch.Generator().manual_seed(0), RECIPE["guidance"])
         return {"adherence": prompt_adherence(judge, images, labels.repeat_interleave(n))}
     return evaluate
 
@@ -256,6 +265,8 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
     on the training-family class prompts is measured every eval_every steps (history "step", "adherence",
     "seconds": training seconds so far, not counting evaluation), and "steps_to_target" /
     "seconds_to_target" record the first evaluation at RECIPE["target_adherence"] (None if never).
+    An encoder with `trainable = True` (encoders.ScratchTextEncoder) is trained with the generator, by the
+    same optimiser and loss; it must be fresh (each generator gets its own encoder).
 
     Lesson: 06_text_to_image.ipynb, "4. Training with three encoders: Fashion-MNIST".
     """
@@ -266,11 +277,19 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
         raise ValueError(f"num_steps must be at least 1, got {num_steps}.")
     if not 0 <= cond_drop < 1:
         raise ValueError(f"cond_drop must be in [0, 1), got {cond_drop}.")
+    trainable = getattr(encoder, "trainable", False)
+    if trainable and encoder.trained_steps:
+        raise ValueError(f"this {encoder.name} encoder was already trained with a generator "
+                         f"({encoder.trained_steps} steps); each generator needs a fresh one, e.g. "
+                         "encoders.ScratchTextEncoder.for_dataset(dataset).")
     table = table if table is not None else CaptionTable(data, encoder, seed=seed)
     g = seed_everything(seed)
     device = device or get_device()
     model = ConditionalVAE(table.dim, latent_dim=latent_dim, film=film, norm=norm).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    params = list(model.parameters())
+    if trainable:
+        params += list(encoder.to(device).parameters())  # one optimiser, one loss: trained end to end
+    opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=num_steps, pct_start=0.1)
     is_onehot = isinstance(encoder, LabelLookupEncoder)
     X = data.X_train
@@ -280,9 +299,9 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
         x = X[idx].to(device)
         e = table.batch(idx, g)
         if embed_noise > 0 and not is_onehot:
-            e = F.normalize(e + embed_noise * torch.randn(e.shape, generator=g), dim=1)
+            e = F.normalize(e + embed_noise * torch.randn(e.shape, generator=g).to(e.device), dim=1)
         if cond_drop > 0:
-            keep = (torch.rand(len(e), 1, generator=g) >= cond_drop).float()
+            keep = (torch.rand(len(e), 1, generator=g) >= cond_drop).float().to(e.device)
             e = e * keep  # a dropped condition is the zero vector, the same "nothing" an unknown word gives
         c = model.condition(e.to(device))
         mu, logvar = model.encoder(x, c)
@@ -302,6 +321,9 @@ def train_conditional(data, encoder, judge=None, num_steps: int | None = None, t
                  desc=desc or f"cVAE [{getattr(encoder, 'name', encoder)}]", progress=progress,
                  postfix=lambda r: f"loss={r.losses[-1]:.1f}" + (
                      f", adherence={r.evals['adherence'][-1]:.2f}" if r.evals else ""))
+    if trainable:
+        encoder.trained_steps = num_steps
+        encoder.eval()
     history = {"step": [], "adherence": [], "seconds": [], "loss": [], "steps_to_target": None,
                "seconds_to_target": None, "encode_seconds": table.encode_seconds, "train_seconds": r.seconds}
     if judge is not None:

@@ -7,7 +7,9 @@ same small interface, so the generator, the metrics and the next chapters can ta
   dim: int                               the size of one embedding
   encode(texts: list[str]) -> Tensor     (N, dim) embeddings on the CPU
 
-Implemented by LabelLookupEncoder (here), text.TinyTextEncoder and pretrained.PretrainedTextEncoder (chapter 5).
+Implemented by LabelLookupEncoder and ScratchTextEncoder (here), text.TinyTextEncoder and
+pretrained.PretrainedTextEncoder (chapter 5). An encoder with `trainable = True` (ScratchTextEncoder) is an
+nn.Module that `conditional.train_conditional` trains together with the generator.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from . import captions
 from .datasets import require_dataset
@@ -76,6 +79,69 @@ class LabelLookupEncoder:
         return out
 
 
+_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+
+
+def words_of(text: str) -> list:
+    """The lower-case words of a prompt ("A T-shirt, dark" => ["a", "t-shirt", "dark"])."""
+    return _WORD.findall(text.lower())
+
+
+class ScratchTextEncoder(nn.Module):
+    """A text encoder with no pretraining, trained end to end with the generator (chapter 6, the fair baseline).
+
+    One learned vector per word of its vocabulary (the words of the training captions); a prompt is the
+    mean of its known words' vectors, scaled to unit length. Words it has never seen are skipped, so a
+    prompt made only of unseen words ("a purse") encodes as the zero vector: the "no prompt" of condition
+    dropout. `conditional.train_conditional` trains the word vectors with the generator's loss, so they
+    learn whatever tells the classes apart in the captions it trains on, and nothing else.
+
+    Lesson: 06_text_to_image.ipynb, "A fair from-scratch baseline".
+    """
+
+    trainable = True
+
+    def __init__(self, vocabulary, dim: int = 64, seed: int = 0):
+        super().__init__()
+        words = sorted({w for w in vocabulary if isinstance(w, str) and w})
+        if not words:
+            raise ValueError("the vocabulary is empty; pass the words of the training captions "
+                             "(ScratchTextEncoder.for_dataset(dataset) builds it).")
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive int, got {dim!r}.")
+        self.index = {w: i + 1 for i, w in enumerate(words)}  # 0: padding and unknown words
+        self.dim, self.name, self.trained_steps = dim, "from scratch (end to end)", 0
+        self.embedding = nn.Embedding(len(words) + 1, dim, padding_idx=0)
+        with torch.no_grad():  # its own generator: the same seed gives the same encoder, whatever ran before
+            w = torch.randn(len(words) + 1, dim, generator=torch.Generator().manual_seed(seed))
+            self.embedding.weight.copy_(w / dim ** 0.5)
+            self.embedding.weight[0].zero_()
+
+    @classmethod
+    def for_dataset(cls, dataset: str, dim: int = 64, seed: int = 0) -> "ScratchTextEncoder":
+        """A fresh (untrained) encoder whose vocabulary is every word of `dataset`'s training captions."""
+        return cls({w for t in captions.all_captions(dataset, "train") for w in words_of(t)}, dim, seed)
+
+    def token_ids(self, texts) -> torch.Tensor:
+        """texts (N) => word ids (N, L), 0 for padding and for words outside the vocabulary."""
+        ids = [[self.index.get(w, 0) for w in words_of(t)] for t in validate_texts(texts)]
+        width = max(1, max(len(i) for i in ids))
+        return torch.tensor([i + [0] * (width - len(i)) for i in ids], dtype=torch.long)
+
+    def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Word ids (N, L) => unit-length mean of the known words' vectors (N, dim); zeros if none is known."""
+        ids = ids.to(self.embedding.weight.device)
+        known = (ids > 0).sum(1, keepdim=True).clamp_min(1)
+        return F.normalize(self.embedding(ids).sum(1) / known, dim=1)  # padding rows are zero vectors
+
+    def forward(self, texts) -> torch.Tensor:
+        return self.embed_ids(self.token_ids(texts))
+
+    @torch.no_grad()
+    def encode(self, texts) -> torch.Tensor:
+        return self.forward(texts).float().cpu()
+
+
 def train_tiny_encoder(num_steps: int | None = None, seed: int = 0):
     """Chapter 5's tiny GPT, trained on chapter 5's caption corpus; returns (TinyTextEncoder, history).
 
@@ -97,14 +163,16 @@ def make_encoder(kind: str, dataset: str, tiny=None):
         if tiny is None:
             tiny, _ = train_tiny_encoder()
         return tiny
+    if kind == "scratch":
+        return ScratchTextEncoder.for_dataset(dataset)
     if kind == "pretrained":
         from .pretrained import PretrainedTextEncoder
         return PretrainedTextEncoder()
     raise ValueError(f"Unknown encoder {kind!r}; choose one of {ENCODERS}.")
 
 
-ENCODERS = ("onehot", "tiny", "pretrained")
+ENCODERS = ("onehot", "scratch", "tiny", "pretrained")
 
 
-ENCODER_LABELS = {"onehot": "one-hot label", "tiny": "tiny GPT (from scratch)",
-                  "pretrained": "pretrained MiniLM (frozen)"}
+ENCODER_LABELS = {"onehot": "one-hot label", "scratch": "from scratch (end to end)",
+                  "tiny": "tiny GPT (chapter 5, frozen)", "pretrained": "pretrained MiniLM (frozen)"}

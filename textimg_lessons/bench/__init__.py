@@ -17,6 +17,7 @@ CHAPTERS = {
     "04_vae": f"{__name__}.ch04_vae",
     "05_language_models": f"{__name__}.ch05_language_models",
     "06_text_to_image": f"{__name__}.ch06_text_to_image",
+    "06_seeds": f"{__name__}.ch06_seeds",
     "07_diffusion": f"{__name__}.ch07_diffusion",
     "08_faster_generation": f"{__name__}.ch08_faster_generation",
 }
