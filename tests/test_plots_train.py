@@ -96,3 +96,43 @@ def test_run_loop_clips_gradients_when_asked():
     huge = lambda _: (((net(torch.ones(1, 1)) - 1000.0) ** 2).mean(), 1)  # gradient -2000
     run_loop(net, opt, [[1]], huge, clip_grad_norm=1.0, progress=False)
     assert float(net.weight) == pytest.approx(1.0)  # the step was clipped to norm 1
+
+
+def test_figure_alt_text_from_titles_labels_legend_and_image_grids():
+    import matplotlib.pyplot as plt
+    from textimg_lessons.plots import describe, figure_alt_text
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0], label="train")
+    ax.set(title="loss", xlabel="epoch", ylabel="nats")
+    ax.legend()
+    assert figure_alt_text(fig) == "plot 'loss' of nats against epoch; legend: train"
+    grid = show_images(torch.rand(3, 1, 28, 28), labels=["a\nb", "c", "d"], title="samples")
+    assert figure_alt_text(grid) == "samples. 3 images labelled a / b; c; d"
+    assert len(figure_alt_text(show_images(torch.rand(30, 1, 28, 28), labels=[str(i) * 40 for i in range(30)]))) <= 600
+    assert figure_alt_text(describe(fig, "  hand written  ")) == "hand written"
+    with pytest.raises(ValueError, match="non-empty"):
+        describe(fig, " ")
+    plt.close("all")
+
+
+def test_alt_text_html_escapes_and_replaces_the_png_representation():
+    import matplotlib.pyplot as plt
+    from IPython.core.formatters import DisplayFormatter
+    from matplotlib.figure import Figure
+    from textimg_lessons.plots import enable_figure_alt_text
+
+    class Shell:
+        display_formatter = DisplayFormatter()
+    shell = Shell()
+    shell.display_formatter.formatters["image/png"].for_type(Figure, lambda f: b"png")
+    assert enable_figure_alt_text(shell) is True
+    assert enable_figure_alt_text(object()) is False  # not IPython: nothing to do
+    fig, ax = plt.subplots()
+    ax.plot([1, 2])
+    ax.set_title('a "quoted" <title>')
+    data, _ = shell.display_formatter.format(fig)
+    assert "image/png" not in data  # one copy of the picture, inside the HTML
+    html = data["text/html"]
+    assert html.startswith('<img src="data:image/png;base64,') and "&quot;quoted&quot; &lt;title&gt;" in html
+    assert '"quoted"' not in html  # the quote cannot end the alt attribute early
+    plt.close("all")

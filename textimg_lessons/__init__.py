@@ -7,7 +7,7 @@ data                MNIST / Fashion-MNIST loaders with online and offline paths 
 checks              exercise check helpers that say where an answer is wrong                 0
 selfcheck           check the notebook you have open, from inside it (Jupyter or Colab)      0
 doctor              the environment check ([OK]/[FAIL] per requirement)                      0
-plots               image grids and training curves                                          1
+plots               image grids, training curves, alt text for every figure in a notebook    1
 backprop            manual layer gradients, the 3-2-1 worked example, a manual MLP           1
 train               the one training loop (run_loop with hooks; fit for (X, y) loaders)      2
 histories           what each trainer returns: named histories, readable as dicts          1-8
@@ -52,3 +52,18 @@ REPO_URL = "https://github.com/textimg-lessons/textimg-lessons"
 # The settings helpers are re-exported here for notebooks (`textimg_lessons.fast_mode()`); config imports
 # torch only inside its functions, so `import textimg_lessons` stays fast for the command line.
 from .config import data_dir, fast_mode, get_device, offline, pick, seed_everything  # noqa: E402,F401
+
+
+def _figures_with_alt_text() -> None:
+    """Inside a notebook, every figure gets alt text (plots.enable_figure_alt_text); nothing elsewhere."""
+    import sys
+    if "IPython" not in sys.modules:  # not in IPython: do not import it (or matplotlib) for the command line
+        return
+    from IPython import get_ipython
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "display_formatter", None) is not None:
+        from .plots import enable_figure_alt_text
+        enable_figure_alt_text(shell)
+
+
+_figures_with_alt_text()

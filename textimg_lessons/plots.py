@@ -40,9 +40,14 @@ def show_images(images, labels=None, nrow: int | None = None, title: str | None 
             a.imshow(images[i].clamp(0, 1), cmap=cmap, vmin=0, vmax=1)
             if labels is not None:
                 a.set_title(str(labels[i]), fontsize=8)
-    if title:
-        fig.suptitle(title)
     fig.tight_layout()
+    if title:
+        # the suptitle gets a strip of its own, 0.4 inch added on top: tight_layout lets tall labels run into it
+        height = fig.get_figheight()
+        top = fig.subplotpars.top * height / (height + 0.4)
+        fig.set_figheight(height + 0.4)
+        fig.subplots_adjust(top=top, bottom=fig.subplotpars.bottom * height / (height + 0.4))
+        fig.suptitle(title, y=1 - 0.12 / (height + 0.4), va="top")
     return fig
 
 
@@ -68,3 +73,96 @@ def plot_history(history: Mapping, keys=None, title: str | None = None, xlabel: 
         ax.set_title(title)
     ax.figure.tight_layout()
     return ax.figure
+
+
+# ---------------------------------------------------------------- alt text for every figure in a notebook
+
+ALT_ATTRIBUTE = "textimg_alt"  # describe(fig, text) stores a hand-written description here
+
+
+def describe(fig, text: str):
+    """Give `fig` a hand-written alt text (instead of the one figure_alt_text derives); returns fig."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("alt text must be a non-empty string that says what the figure shows.")
+    setattr(fig, ALT_ATTRIBUTE, text.strip())
+    return fig
+
+
+def _panel_text(ax) -> str:
+    title, xl, yl = ax.get_title().strip(), ax.get_xlabel().strip(), ax.get_ylabel().strip()
+    what = ("heatmap" if ax.images else "bar chart" if ax.patches and not ax.lines
+            else "plot" if ax.lines or ax.collections else "panel")
+    text = f"{what} '{title}'" if title else what
+    if xl or yl:
+        text += f" of {yl or 'a value'} against {xl or 'an index'}"
+    legend = ax.get_legend()
+    if legend is not None:
+        names = [t.get_text() for t in legend.get_texts() if t.get_text()]
+        if names:
+            text += "; legend: " + ", ".join(names)
+    return text
+
+
+def figure_alt_text(fig, limit: int = 600) -> str:
+    """A description of a matplotlib figure for screen readers, built from what the figure says about itself.
+
+    A hand-written describe(fig, ...) wins. Otherwise: the suptitle, then one phrase per panel (its kind,
+    title, axis labels and legend); a grid of images (axes turned off, as show_images draws them) becomes
+    "N images" with the first labels. Cut to `limit` characters.
+    """
+    explicit = getattr(fig, ALT_ATTRIBUTE, None)
+    if explicit:
+        return explicit[:limit]
+    parts = []
+    sup = getattr(fig, "_suptitle", None)
+    if sup is not None and sup.get_text().strip():
+        parts.append(sup.get_text().strip().replace("\n", " "))
+    panels = [a for a in fig.axes if a.get_visible()]
+    grid = [a for a in panels if a.images and not a.axison]
+    plots = [a for a in panels if a not in grid and (a.axison or a.lines or a.patches)]
+    if grid:
+        labels = [a.get_title().replace("\n", " / ").strip() for a in grid if a.get_title().strip()]
+        text = f"{len(grid)} image{'s' if len(grid) != 1 else ''}"
+        if labels:
+            text += " labelled " + "; ".join(labels[:12]) + ("; ..." if len(labels) > 12 else "")
+        parts.append(text)
+    parts += [_panel_text(a) for a in plots if a.get_label() != "<colorbar>"]
+    text = ". ".join(p for p in parts if p) or "a figure"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _figure_html(fig):
+    """The figure as one <img> with its PNG inline and alt text (None for an empty figure)."""
+    import html
+
+    from IPython.core.pylabtools import print_figure
+    data = print_figure(fig, "png", bbox_inches="tight", base64=True)
+    if not data:
+        return None
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(figure_alt_text(fig), quote=True)}"/>'
+
+
+def enable_figure_alt_text(shell=None) -> bool:
+    """In a notebook, show every matplotlib figure as an image with alt text (figure_alt_text).
+
+    Registers an HTML representation for matplotlib figures and drops the plain PNG one (the HTML holds the
+    same PNG), so each figure is stored once. Called when the package is imported inside IPython; returns
+    False (and changes nothing) outside it.
+    """
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
+    if not formatters or "text/html" not in formatters:
+        return False
+    formatters["text/html"].for_type_by_name("matplotlib.figure", "Figure", _figure_html)
+    png = formatters.get("image/png")
+    if png is not None:
+        png.deferred_printers.pop(("matplotlib.figure", "Figure"), None)
+        for cls in [c for c in png.type_printers if getattr(c, "__name__", "") == "Figure"
+                    and getattr(c, "__module__", "") == "matplotlib.figure"]:
+            png.type_printers.pop(cls)
+    return True
