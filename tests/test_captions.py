@@ -154,3 +154,26 @@ def test_caption_distribution_matches_the_generator():
     p = both["a photo of a sneaker"]  # 1/2 datasets * 1/8 templates * 1/10 classes
     assert p == pytest.approx(1 / 160)
     assert abs(sample.count("a photo of a sneaker") / len(sample) - p) < 0.004
+
+
+@pytest.mark.parametrize("dataset", captions.DATASETS)
+def test_recombined_captions_are_new_but_use_only_training_words(dataset):
+    train = captions.all_captions(dataset, "train")
+    recombined = captions.all_recombined_captions(dataset)
+    assert len(recombined) >= 100
+    assert not train & recombined, "a recombined caption is a training caption: it would not test generalisation"
+    words = lambda texts: {w for t in texts for w in re.findall(r"[\w'-]+|,", t)}
+    assert words(recombined) <= words(train), words(recombined) - words(train)
+    for t in captions.RECOMBINED_TEMPLATES[dataset]:
+        assert t not in captions.templates(dataset, "train")
+
+
+def test_recombined_corpus_is_reproducible_and_never_a_training_caption():
+    a = captions.recombined_corpus("both", 300, seed=3)
+    assert a == captions.recombined_corpus("both", 300, seed=3)
+    assert a != captions.recombined_corpus("both", 300, seed=4)
+    train = captions.all_captions("fashion_mnist", "train") | captions.all_captions("mnist", "train")
+    assert not set(a) & train
+    assert set(a) <= captions.all_recombined_captions("fashion_mnist") | captions.all_recombined_captions("mnist")
+    with pytest.raises(ValueError):
+        captions.recombined_corpus("both", -1)

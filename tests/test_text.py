@@ -141,6 +141,30 @@ def test_train_tiny_gpt_learns():
     torch.testing.assert_close(e.norm(dim=1), torch.ones(3))
     torch.testing.assert_close(e[0], e[2])
     assert enc.encode([]).shape == (0, 32)
+    # the validation loss train_tiny_gpt reports is the perplexity of the "seen captions" set
+    sets = text.validation_sets(CORPUS, seed=0)
+    import math
+    assert math.isclose(text.perplexity(model, tok, sets["seen captions"]), math.exp(hist["val_loss"][-1]), rel_tol=1e-5)
+    # memorised captions are easier than new templates of the same words
+    assert text.perplexity(model, tok, sets["unseen templates"]) > text.perplexity(model, tok, sets["seen captions"])
+    # per-token losses add up to the caption's perplexity
+    losses = text.token_losses(model, tok, "a photo of a large sneaker")
+    assert losses[-1][0] == tokenisers.EOS and "".join(t for t, _ in losses[:-1]) == "a photo of a large sneaker"
+    mean = sum(l for _, l in losses) / len(losses)
+    assert math.isclose(math.exp(mean), text.perplexity(model, tok, ["a photo of a large sneaker"]), rel_tol=1e-5)
+
+
+def test_validation_sets_seen_captions_are_in_training_and_unseen_templates_are_not():
+    train, val = text.split_corpus(CORPUS)
+    assert len(val) == 40 and train + val == CORPUS
+    sets = text.validation_sets(CORPUS, seed=0)
+    assert sets["seen captions"] == val and len(sets["unseen templates"]) == len(val)
+    # the reason for the second set: with a few hundred distinct captions, validation captions were trained on
+    big_train, big_val = text.split_corpus(captions.caption_corpus("both", 4000, seed=0))
+    assert sum(t in set(big_train) for t in big_val) / len(big_val) > 0.9
+    assert not set(sets["unseen templates"]) & set(CORPUS)
+    with pytest.raises(ValueError):
+        text.perplexity(None, None, [])
 
 
 # ---------------------------------------------------------------- pretrained encoder

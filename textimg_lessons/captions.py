@@ -77,6 +77,18 @@ TEMPLATES = {
     },
 }
 
+# Templates a language model is validated on but never trained on, made only of words that the same
+# dataset's training templates use ("a photo of a {size} {cls}" recombines "a photo of a {cls}" and
+# "a {size} {cls}"). A model that has learned how the words combine gives them a low loss; one that has
+# memorised the training captions does not. They are not a caption family: chapter 6 never uses them.
+# tests/test_captions.py checks that no caption they render is a training caption and that every word
+# they use occurs in the training captions.
+RECOMBINED_TEMPLATES = {
+    "fashion_mnist": ["a photo of a {size} {cls}", "an image of a {brightness} {cls}", "{cls}, {size}",
+                      "a {size}, {thickness} {cls}"],
+    "mnist": ["the digit {cls}, {slant}", "a {size} digit {cls}", "the number {cls}", "a photo of a {thickness} {cls}"],
+}
+
 
 def _require_family(family: str) -> str:
     if family not in FAMILIES:
@@ -307,6 +319,38 @@ def caption_corpus(dataset: str, n: int, seed: int = 0, family: str = "train") -
         words = {k: rng.choice(v) for k, v in ATTRIBUTE_WORDS.items()}
         out.append(caption(name, rng.randrange(10), words, family, rng))
     return out
+
+
+def recombined_corpus(dataset: str, n: int, seed: int = 0) -> list:
+    """n captions from RECOMBINED_TEMPLATES (templates never trained on, made of training words).
+
+    Drawn like `caption_corpus(dataset, n, seed)`, with the training class words: only the template is new.
+
+    Lesson: 05_language_models.ipynb, "Seen captions and unseen templates".
+    """
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}.")
+    names = DATASETS if str(dataset).lower() == "both" else (require_dataset(dataset),)
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        name = names[i % len(names)]
+        words = {k: rng.choice(v) for k, v in ATTRIBUTE_WORDS.items()}
+        cls = CLASS_WORDS[name][rng.randrange(10)]
+        out.append(render(rng.choice(RECOMBINED_TEMPLATES[name]), cls, words))
+    return out
+
+
+def all_recombined_captions(dataset: str) -> set:
+    """Every caption RECOMBINED_TEMPLATES[dataset] can produce.
+
+    Lesson: 05_language_models.ipynb, "Seen captions and unseen templates".
+    """
+    import itertools
+    dataset = require_dataset(dataset)
+    combos = [dict(zip(ATTRIBUTE_WORDS, ws)) for ws in itertools.product(*ATTRIBUTE_WORDS.values())]
+    return {render(t, w, words) for t in RECOMBINED_TEMPLATES[dataset] for w in CLASS_WORDS[dataset]
+            for words in combos}
 
 
 def all_captions(dataset: str, family: str) -> set:

@@ -3,6 +3,7 @@
   Block, TinyGPT, lm_loss, train_tiny_gpt, sample_captions     the model, its loss, training and sampling
   mean_pool, TinyTextEncoder                                   the same network as chapter 6's from-scratch encoder
   default_corpus, entropy_floor, cosine_matrix, synonym_retrieval   the chapter's measurements
+  split_corpus, validation_sets, perplexity, token_losses     seen captions vs unseen templates
 
 Around it: tokenisers (text => ids), attention (attention from scratch) and pretrained (the pretrained
 sentence encoder all-MiniLM-L6-v2, chapter 6's third encoder).
@@ -162,6 +163,57 @@ def evaluate_lm(model: TinyGPT, ids: torch.Tensor, pad_id: int, batch_size: int 
     return total / max(count, 1)
 
 
+def split_corpus(corpus, val_fraction: float = 0.1) -> tuple:
+    """(training captions, validation captions): the validation set is the last `val_fraction` of the corpus.
+
+    Lesson: 05_language_models.ipynb, "Seen captions and unseen templates".
+    """
+    corpus = list(corpus)
+    n_val = max(1, int(len(corpus) * val_fraction))
+    return corpus[:-n_val], corpus[-n_val:]
+
+
+def validation_sets(corpus, val_fraction: float = 0.1, seed: int = 0) -> dict:
+    """Two validation sets of the same size for a model trained by `train_tiny_gpt(corpus)`.
+
+    "seen captions": train_tiny_gpt's own validation set. The corpus has only a few hundred distinct
+    captions, so nearly all of these also occur verbatim in the training part: a low loss on them can
+    come from memorising. "unseen templates": captions from captions.RECOMBINED_TEMPLATES, templates the
+    model never trained on, made of words it did see: a low loss on them needs generalisation.
+
+    Lesson: 05_language_models.ipynb, "Seen captions and unseen templates".
+    """
+    _, val = split_corpus(corpus, val_fraction)
+    return {"seen captions": val, "unseen templates": captions.recombined_corpus("both", len(val), seed)}
+
+
+def perplexity(model: TinyGPT, tokenizer, texts) -> float:
+    """exp(mean loss per predicted token) of `model` on `texts`, encoded as train_tiny_gpt encodes them.
+
+    Lesson: 05_language_models.ipynb, "Seen captions and unseen templates".
+    """
+    texts = validate_texts(list(texts))
+    if not texts:
+        raise ValueError("perplexity needs at least one text.")
+    ids, _ = batch_encode(tokenizer, texts, model.block_size + 1)
+    return math.exp(evaluate_lm(model, ids, special_id(tokenizer, PAD)))
+
+
+@torch.no_grad()
+def token_losses(model: TinyGPT, tokenizer, text: str) -> list:
+    """[(token, loss in nats)] for each predicted token of one caption, <eos> included.
+
+    Lesson: 05_language_models.ipynb, "Seen captions and unseen templates".
+    """
+    ids, _ = batch_encode(tokenizer, validate_texts([text]), model.block_size + 1)
+    ids = ids.to(next(model.parameters()).device)  # (1, T): <bos> text <eos>, no padding
+    model.eval()
+    nll = F.cross_entropy(model(ids[:, :-1])[0], ids[0, 1:], reduction="none")  # (T-1,)
+    eos = special_id(tokenizer, EOS)
+    tokens = [EOS if i == eos else decode_ids(tokenizer, [i]) for i in ids[0, 1:].tolist()]
+    return list(zip(tokens, nll.tolist()))
+
+
 def train_tiny_gpt(corpus, tokenizer=None, vocab_size: int = 400, d_model: int = 64, n_layers: int = 2,
                    n_heads: int = 4, block_size: int = 32, num_steps: int | None = None, batch_size: int = 64,
                    lr: float = 3e-3, val_fraction: float = 0.1, eval_every: int | None = None, seed: int = 0,
@@ -198,8 +250,7 @@ def _train_tiny_gpt(corpus, tokenizer, vocab_size, d_model, n_layers, n_heads, b
     eval_every = eval_every or max(num_steps // 15, 1)
     device = device or config.get_device()
     g = config.seed_everything(seed)
-    n_val = max(1, int(len(corpus) * val_fraction))
-    train_text, val_text = corpus[:-n_val], corpus[-n_val:]
+    train_text, val_text = split_corpus(corpus, val_fraction)
     if tokenizer is None:
         tokenizer = train_subword_tokenizer(train_text, vocab_size)
     pad = special_id(tokenizer, PAD)
