@@ -247,7 +247,7 @@ def test_applications_and_quality(tiny_data):
     x = vae.binarize(tiny_data.X_test[:8])
     noisy = vae_experiments.flip_pixels(x, 0.1, torch.Generator().manual_seed(0))
     assert 0.05 < (noisy != x).float().mean() < 0.15
-    assert vae_experiments.denoise(model, noisy).shape == x.shape
+    assert vae_experiments.denoise(model, noisy, 0.1, steps=2).shape == x.shape
     known = torch.ones_like(x)
     known[..., 14:, :] = 0
     filled = vae_experiments.inpaint(model, x, known, steps=3)
@@ -264,3 +264,39 @@ def test_autoencoder_trains(tiny_data):
     ae, h = vae.train_autoencoder(tiny_data.X_train, latent_dim=4, num_epochs=2)
     assert h["loss"][-1] < h["loss"][0]
     assert ae(_images(2)).shape == (2, 1, 28, 28) and ae.encode(_images(2)).shape == (2, 4)
+
+
+# ---------------------------------------------------------------- denoising under the flip noise model
+
+def test_flip_noise_nll_is_the_flip_likelihood():
+    g = torch.Generator().manual_seed(0)
+    logits = 4 * torch.randn(3, 1, 28, 28, generator=g, dtype=torch.float64)
+    x = _images(3).double()
+    torch.testing.assert_close(vae_experiments.flip_noise_nll(logits, x, 0.0), vae.bernoulli_nll(logits, x))
+    s = torch.sigmoid(logits)
+    p_obs1 = 0.8 * s + 0.2 * (1 - s)                               # kept 1, or a 0 flipped to 1
+    by_hand = -(x * p_obs1.log() + (1 - x) * (1 - p_obs1).log()).sum((1, 2, 3))
+    torch.testing.assert_close(vae_experiments.flip_noise_nll(logits, x, 0.2), by_hand)
+    # a confident wrong pixel costs at most -log p under the noise model: the noise explains it
+    one = vae_experiments.flip_noise_nll(torch.full((1, 1, 1, 1), 30.0), torch.zeros(1, 1, 1, 1), 0.2)
+    assert abs(one.item() + math.log(0.2)) < 1e-6
+    with pytest.raises(ValueError, match="0.5"):
+        vae_experiments.flip_noise_nll(logits, x, 0.5)
+
+
+def test_denoise_brings_noisy_images_closer_to_the_clean_ones(tiny_data):
+    # 40 epochs on 300 MNIST digits (a few seconds): 123 nats, enough for a decoder that draws digits
+    model, _ = vae.train_vae(tiny_data, kind="mlp", latent_dim=4, num_epochs=40, seed=0, eval_every_epoch=False)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = vae.binarize(tiny_data.X_test[:50])
+    noisy = vae_experiments.flip_pixels(x, 0.2, torch.Generator().manual_seed(0))
+    out = vae_experiments.denoise(model, noisy, 0.2, steps=30)
+    assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
+    err_noisy, err_out = (noisy - x).abs().mean().item(), (vae.binarize(out) - x).abs().mean().item()
+    assert err_out < 0.6 * err_noisy, (err_out, err_noisy)        # far fewer wrong pixels than the noisy input
+    q_noisy = vae_experiments.reconstruction_quality(noisy, x)
+    assert vae_experiments.reconstruction_quality(out, x)["ssim"] > q_noisy["ssim"] + 0.1
+    assert model.training                                          # its mode is restored...
+    for k, v in model.state_dict().items():                        # ...and its weights are untouched
+        torch.testing.assert_close(v, before[k])

@@ -1,13 +1,15 @@
 """What chapter 4 does with a trained VAE: denoising, inpainting, image quality, and the conv-vs-MLP comparison.
 
 vae.py holds the model, its loss (the ELBO) and its training; this module uses them:
-- `reconstruct`, `flip_pixels`, `denoise`, `inpaint`: the applications (a VAE as a prior over images).
+- `reconstruct`, `flip_pixels`, `denoise`, `inpaint`: the applications (a VAE as a prior over images);
+  `flip_noise_nll` is the likelihood of a noisy image that `denoise` maximises.
 - `reconstruction_quality`: PSNR and SSIM of reconstructions, with torchmetrics.
 - `compare_conv_mlp`: the chapter's comparison, which `textimg-lessons bench 04_vae` reports.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .config import pick
 from .histories import VAERun
@@ -36,12 +38,55 @@ def flip_pixels(x: torch.Tensor, p: float, generator: torch.Generator | None = N
     return (x - flips).abs()  # 0 -> 1 and 1 -> 0 where flips == 1
 
 
-def denoise(vae: VAE, x_noisy: torch.Tensor) -> torch.Tensor:
-    """Denoising with a VAE: encode the noisy image, decode the posterior mean (chapter 4).
+def flip_noise_nll(x_logits: torch.Tensor, x_noisy: torch.Tensor, p: float) -> torch.Tensor:
+    """-log p(x_noisy | z) in nats per image (N,) when each clean pixel is Bernoulli(sigmoid(logit)) and the
+    observation flips it with probability p (the noise of `flip_pixels`).
 
-    Lesson: 04_vae.ipynb, "An application: denoising and inpainting".
+    A pixel is observed as 1 with probability (1 - p) s + p (1 - s), s = sigmoid(logit); computed in log space
+    (logaddexp of log-sigmoids), so confident logits stay finite. p = 0 gives `vae.bernoulli_nll`.
+
+    Lesson: 04_vae.ipynb, "Denoising: ask the decoder, not the encoder".
     """
-    return reconstruct(vae, x_noisy)
+    if not 0 <= p < 0.5:
+        raise ValueError(f"p must be in [0, 0.5) (at 0.5 the noisy image says nothing about the clean one), got {p}.")
+    if x_logits.shape != x_noisy.shape:
+        raise ValueError(f"x_logits {tuple(x_logits.shape)} and x_noisy {tuple(x_noisy.shape)} must have the same shape.")
+    log_keep = torch.tensor(1.0 - p, dtype=x_logits.dtype, device=x_logits.device).log()
+    log_flip = torch.tensor(p, dtype=x_logits.dtype, device=x_logits.device).log()   # -inf when p = 0
+    log_s1, log_s0 = F.logsigmoid(x_logits), F.logsigmoid(-x_logits)                 # log s, log (1 - s)
+    log_obs1 = torch.logaddexp(log_keep + log_s1, log_flip + log_s0)                # log P(observed 1)
+    log_obs0 = torch.logaddexp(log_keep + log_s0, log_flip + log_s1)                # log P(observed 0)
+    return -(x_noisy * log_obs1 + (1 - x_noisy) * log_obs0).flatten(1).sum(1)
+
+
+def denoise(vae: VAE, x_noisy: torch.Tensor, p: float, steps: int = 50, lr: float = 0.1) -> torch.Tensor:
+    """Denoise binary images whose pixels were flipped with probability p: the MAP latent code, decoded.
+
+    Finds, for each image, the z that best explains the *noisy* pixels under the flip noise model plus the prior:
+    minimise flip_noise_nll(decode(z), x_noisy, p) + |z|^2 / 2 with Adam (`steps` steps of size `lr`, from z = 0),
+    then returns the decoder's clean-pixel probabilities sigmoid(decode(z)): (N, 1, 28, 28). The encoder is not
+    used: it was trained on clean images only. Only z is optimised; the VAE is unchanged (and used in eval mode).
+
+    Lesson: 04_vae.ipynb, "Denoising: ask the decoder, not the encoder".
+    """
+    require_images("x_noisy", x_noisy, binary=True)
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}.")
+    device = next(vae.parameters()).device
+    was_training = vae.training
+    vae.eval()
+    try:
+        x_noisy = x_noisy.to(device)
+        z = torch.zeros(len(x_noisy), vae.latent_dim, device=device, requires_grad=True)
+        optimizer = torch.optim.Adam([z], lr=lr)
+        for _ in range(steps):
+            loss = (flip_noise_nll(vae.decode(z), x_noisy, p) + 0.5 * z.pow(2).sum(1)).sum()
+            z.grad, = torch.autograd.grad(loss, z)     # gradients for z only, none left on the VAE's weights
+            optimizer.step()
+        with torch.no_grad():
+            return torch.sigmoid(vae.decode(z)).cpu()
+    finally:
+        vae.train(was_training)
 
 
 @torch.no_grad()
