@@ -101,3 +101,13 @@ def test_train_gan_new_options_bad_input():
         gan.train_gan(X, kind="wgan-gp", loss="hinge")
     with pytest.raises(ValueError, match="ema_decay"):
         gan.train_gan(X, ema_decay=1.5)
+
+
+def test_train_recipe_dcgan_trains_a_spectrally_normalised_hinge_gan_and_returns_its_average():
+    X = torch.rand(32, 1, 28, 28)
+    G = gan.DCGANGenerator(8, 4)
+    G_avg, D, h = gan.train_recipe(X, "dcgan", G=G, D=None, num_epochs=1, batch_size=8, width=4, device="cpu")
+    assert hasattr(D.net[0], "parametrizations")                 # spectral norm in D
+    assert G_avg is not G                                        # sampling uses the moving average
+    assert all(v >= 0 for v in h["d_loss_step"])                # hinge: never negative (BCE neither, WGAN yes)
+    assert h["kind"] == "dcgan"

@@ -237,10 +237,12 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-def make_models(kind: str, z_dim: int | None = None, width: float | None = None):
+def make_models(kind: str, z_dim: int | None = None, width: float | None = None,
+                spectral_norm: bool | None = None):
     """(G, D) for a kind of GAN: "mlp", "dcgan", "dcgan-sn" (spectral norm in D) or "wgan-gp".
 
     width: DCGAN channel width (default 32); for "mlp" a multiplier of the seeds' hidden sizes (default 1).
+    spectral_norm: spectral norm in the DCGAN discriminator; None means "only for kind 'dcgan-sn'".
 
     Lesson: 03_gan.ipynb, "7. Two fixes: spectral normalisation and the gradient penalty".
     """
@@ -252,8 +254,8 @@ def make_models(kind: str, z_dim: int | None = None, width: float | None = None)
         return (MLPGenerator(z_dim or 100, hidden=hidden),
                 MLPDiscriminator(hidden=tuple(reversed(hidden))))
     width = width or 32
-    return (DCGANGenerator(z_dim or 64, width),
-            DCGANDiscriminator(width, spectral_norm=(kind == "dcgan-sn")))
+    sn = (kind == "dcgan-sn") if spectral_norm is None else bool(spectral_norm)
+    return DCGANGenerator(z_dim or 64, width), DCGANDiscriminator(width, spectral_norm=sn)
 
 
 # ---------------------------------------------------------------- sampling and training
@@ -396,7 +398,7 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
               n_critic: int = 5, gp_weight: float = 10.0, num_grid: int = 32, seed: int = 0, device=None,
               callback: Callable | None = None, G: nn.Module | None = None, D: nn.Module | None = None,
               desc: str | None = None, loss: str = "bce", ema_decay: float | None = None,
-              augment: bool = False):
+              augment: bool = False, spectral_norm: bool | None = None):
     """Train a GAN on images in [0, 1]; return (G, D, history).
 
     kind: "mlp" (the seeds' MLP GAN, fixed), "dcgan", "dcgan-sn" (spectral norm in D) or "wgan-gp"
@@ -407,6 +409,7 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     statistics recomputed (recompute_batch_norm); the grids are drawn from it too. The generator that took the
     optimiser's steps is the `G` passed in (trained in place), if one was.
     augment: apply diff_augment to real and generated images before every D call.
+    spectral_norm: spectral norm in the DCGAN discriminator for any kind but "mlp" (None: only for "dcgan-sn").
     g_lr, d_lr: learning rates of G and D when they differ from `lr` (d_lr=0 freezes D: G then collapses
     onto whatever the fixed D likes best, the chapter's mode-collapse experiment).
     history: per-epoch means "d_loss", "g_loss", "d_real", "d_fake" (mean D(x), D(G(z)) probabilities, or
@@ -438,7 +441,7 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     seed_everything(seed)
     device = device or get_device()
     if G is None or D is None:
-        G0, D0 = make_models(kind, z_dim, width)
+        G0, D0 = make_models(kind, z_dim, width, spectral_norm)
         G, D = G or G0, D or D0
     G.to(device).train()
     D.to(device).train()
@@ -525,12 +528,19 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
 # ---------------------------------------------------------------- the chapter's recipe, shared with the benchmark
 
 # The chapter's main runs (the notebook and the benchmark read it). Fast mode also shrinks the networks.
+# dcgan: the DCGAN's own recipe, found by chapter 3's screening (section 8) and confirmed on the full data:
+# the DCGAN networks with spectral norm in D, the hinge loss, Adam lr 5e-4 with betas (0, 0.9), and samples from
+# an exponential moving average of G. The MLP GAN (the articles' model) keeps lr and betas, the targets' baseline.
 RECIPE = Recipe(num_epochs=FullFast(6, 1), batch_size=FullFast(64, 32), lr=2e-4, wgan_lr=1e-4,
-                width=FullFast(None, {"mlp": 0.125, "conv": 8}))
+                width=FullFast(None, {"mlp": 0.125, "conv": 8}),
+                dcgan={"spectral_norm": True, "loss": "hinge", "lr": 5e-4, "betas": (0.0, 0.9), "ema_decay": 0.999})
 
 
 def recipe(kind: str) -> dict:
     """train_gan settings of RECIPE for one kind of GAN (WGAN-GP trains with the smaller wgan_lr).
+
+    recipe("dcgan") is the chapter's DCGAN recipe: the DCGAN networks with spectral norm in D, the hinge loss, Adam lr 5e-4 with betas (0, 0.9) and an EMA of G's weights for sampling.
+    recipe("dcgan-sn") and the others keep the shared lr 2e-4 and betas (0.5, 0.999).
 
     Lesson: 03_gan.ipynb, "Training the MLP GAN".
     """
@@ -538,6 +548,8 @@ def recipe(kind: str) -> dict:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     base = {"kind": kind, "num_epochs": RECIPE["num_epochs"], "batch_size": RECIPE["batch_size"],
             "lr": RECIPE["wgan_lr"] if kind == "wgan-gp" else RECIPE["lr"]}
+    if kind == "dcgan":
+        base.update(RECIPE["dcgan"])
     if RECIPE["width"] is not None:
         base["width"] = RECIPE["width"]["mlp" if kind == "mlp" else "conv"]
     return base
