@@ -73,6 +73,7 @@ def test_train_gan_ema_returns_the_average_not_the_trained_generator():
     G_avg, _, h = gan.train_gan(X, G=G, D=gan.DCGANDiscriminator(4), num_epochs=2, batch_size=8,
                                 ema_decay=0.9, device="cpu")
     assert G_avg is not G
+    assert all(p.requires_grad for p in G_avg.parameters())     # it can be trained further, like any G
     for p0, p, pa in zip(G_start.parameters(), G.parameters(), G_avg.parameters()):
         assert not torch.equal(p, pa)                           # the average lags behind the trained weights
     # decay 0: the "average" is the last step's weights

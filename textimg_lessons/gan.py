@@ -303,7 +303,7 @@ def hinge_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     D stops being pushed on a real image once its logit is above 1 and on a fake once it is below -1, so a
     discriminator that is already right spends its updates on the samples it still gets wrong.
 
-    Lesson: 03_gan.ipynb, "8. Can a better recipe close the gap".
+    Lesson: 03_gan.ipynb, "The DCGAN's recipe".
     """
     real_logits = _require_logits("real_logits", real_logits)
     fake_logits = _require_logits("fake_logits", fake_logits)
@@ -313,7 +313,7 @@ def hinge_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
 def hinge_g_loss(fake_logits: Tensor) -> Tensor:
     """Generator loss of the hinge GAN: -mean(l_fake).
 
-    Lesson: 03_gan.ipynb, "8. Can a better recipe close the gap".
+    Lesson: 03_gan.ipynb, "The DCGAN's recipe".
     """
     return -_require_logits("fake_logits", fake_logits).mean()
 
@@ -325,7 +325,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     The average over the last ~1 / (1 - decay) steps smooths out the generator's oscillation around the
     moving target that D sets; each single step's G is noisier than the average.
 
-    Lesson: 03_gan.ipynb, "8. Can a better recipe close the gap".
+    Lesson: 03_gan.ipynb, "The DCGAN's recipe".
     """
     if not 0.0 <= decay < 1.0:
         raise ValueError(f"decay must be in [0, 1), got {decay!r}")
@@ -341,7 +341,7 @@ def recompute_batch_norm(G: nn.Module, num_batches: int = 20, batch_size: int = 
     collected during training do not match them; this runs G in training mode on fresh noise (from a local
     generator: the global random state is untouched) and keeps the plain average over all batches.
 
-    Lesson: 03_gan.ipynb, "8. Can a better recipe close the gap".
+    Lesson: 03_gan.ipynb, "The DCGAN's recipe".
     """
     bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
@@ -371,7 +371,7 @@ def diff_augment(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     pushed to draw shifted or cut-out images; gradients flow through both operations into G.
     Images are in [-1, 1]; the shift fills with -1 (background), the cutout with 0.
 
-    Lesson: 03_gan.ipynb, "8. Can a better recipe close the gap".
+    Lesson: 03_gan.ipynb, "The DCGAN's recipe".
     """
     n, c, h, w = x.shape
     s = max(1, h // 8)
@@ -518,7 +518,7 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
             callback(epoch, G, history)
     history["seconds"] = time.perf_counter() - start
     if G_ema is not None:
-        G = G_ema
+        G = G_ema.requires_grad_(True)  # trainable again, like the G it stands for (e.g. to keep training it)
     G.eval()
     D.eval()
     from .histories import GANHistory
