@@ -179,6 +179,7 @@ def test_discriminator_returns_logits_per_image(D):
 
 
 def test_spectral_norm_bounds_largest_singular_value():
+    torch.manual_seed(0)  # power iteration from a random start: without a seed, 30 steps fell short once
     D = gan.DCGANDiscriminator(8, spectral_norm=True)
     x = torch.rand(4, 1, 28, 28)
     for _ in range(30):  # every training-mode forward runs one power iteration
@@ -258,6 +259,14 @@ def test_recipe_and_kinds():
         gan.recipe("stylegan")
     G, D = gan.make_models("dcgan-sn")
     assert hasattr(D.net[0], "parametrizations")  # spectral norm is on
+    assert not hasattr(gan.make_models("dcgan")[1].net[0], "parametrizations")
+    assert hasattr(gan.make_models("dcgan", spectral_norm=True)[1].net[0], "parametrizations")
+    # the DCGAN's own recipe; the MLP GAN, the targets' baseline, keeps the articles' optimiser settings
+    dc = gan.recipe("dcgan")
+    assert (dc["kind"], dc["spectral_norm"], dc["loss"], dc["lr"], dc["betas"], dc["ema_decay"]) == \
+        ("dcgan", True, "hinge", 5e-4, (0.0, 0.9), 0.999)
+    mlp = gan.recipe("mlp")
+    assert mlp["lr"] == 2e-4 and "loss" not in mlp and "ema_decay" not in mlp and "betas" not in mlp
     G, D = gan.make_models("mlp", width=0.5)
     assert G.net[0].out_features == 128
 

@@ -9,6 +9,7 @@ Conventions used throughout:
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from typing import Callable
@@ -236,10 +237,12 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-def make_models(kind: str, z_dim: int | None = None, width: float | None = None):
+def make_models(kind: str, z_dim: int | None = None, width: float | None = None,
+                spectral_norm: bool | None = None):
     """(G, D) for a kind of GAN: "mlp", "dcgan", "dcgan-sn" (spectral norm in D) or "wgan-gp".
 
     width: DCGAN channel width (default 32); for "mlp" a multiplier of the seeds' hidden sizes (default 1).
+    spectral_norm: spectral norm in the DCGAN discriminator; None means "only for kind 'dcgan-sn'".
 
     Lesson: 03_gan.ipynb, "7. Two fixes: spectral normalisation and the gradient penalty".
     """
@@ -251,8 +254,8 @@ def make_models(kind: str, z_dim: int | None = None, width: float | None = None)
         return (MLPGenerator(z_dim or 100, hidden=hidden),
                 MLPDiscriminator(hidden=tuple(reversed(hidden))))
     width = width or 32
-    return (DCGANGenerator(z_dim or 64, width),
-            DCGANDiscriminator(width, spectral_norm=(kind == "dcgan-sn")))
+    sn = (kind == "dcgan-sn") if spectral_norm is None else bool(spectral_norm)
+    return DCGANGenerator(z_dim or 64, width), DCGANDiscriminator(width, spectral_norm=sn)
 
 
 # ---------------------------------------------------------------- sampling and training
@@ -293,17 +296,120 @@ def _train_images(data) -> Tensor:
     return X
 
 
+
+def hinge_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Hinge discriminator loss mean(relu(1 - l_real)) + mean(relu(1 + l_fake)).
+
+    D stops being pushed on a real image once its logit is above 1 and on a fake once it is below -1, so a
+    discriminator that is already right spends its updates on the samples it still gets wrong.
+
+    Lesson: 03_gan.ipynb, "The DCGAN's recipe".
+    """
+    real_logits = _require_logits("real_logits", real_logits)
+    fake_logits = _require_logits("fake_logits", fake_logits)
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def hinge_g_loss(fake_logits: Tensor) -> Tensor:
+    """Generator loss of the hinge GAN: -mean(l_fake).
+
+    Lesson: 03_gan.ipynb, "The DCGAN's recipe".
+    """
+    return -_require_logits("fake_logits", fake_logits).mean()
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema_w <- decay * ema_w + (1 - decay) * w for every parameter (buffers are left alone).
+
+    The average over the last ~1 / (1 - decay) steps smooths out the generator's oscillation around the
+    moving target that D sets; each single step's G is noisier than the average.
+
+    Lesson: 03_gan.ipynb, "The DCGAN's recipe".
+    """
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"decay must be in [0, 1), got {decay!r}")
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(p.detach(), 1.0 - decay)
+
+
+@torch.no_grad()
+def recompute_batch_norm(G: nn.Module, num_batches: int = 20, batch_size: int = 256, seed: int = 0) -> nn.Module:
+    """Re-estimate the running mean and variance of G's batch-norm layers for G's current weights.
+
+    An averaged (EMA) generator has weights no single training step had, so the running statistics
+    collected during training do not match them; this runs G in training mode on fresh noise (from a local
+    generator: the global random state is untouched) and keeps the plain average over all batches.
+
+    Lesson: 03_gan.ipynb, "The DCGAN's recipe".
+    """
+    bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return G
+    device = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    momenta = [m.momentum for m in bns]
+    was_training = G.training
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over every batch below
+    G.train()
+    try:
+        for _ in range(num_batches):
+            G(torch.randn(batch_size, G.z_dim, generator=gen).to(device))
+    finally:
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+        G.train(was_training)
+    return G
+
+
+def diff_augment(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Differentiable augmentation: a random shift of up to 1/8 of the size and a random cutout square.
+
+    Applied to real *and* generated images before D, so D never sees an un-augmented image and G is not
+    pushed to draw shifted or cut-out images; gradients flow through both operations into G.
+    Images are in [-1, 1]; the shift fills with -1 (background), the cutout with 0.
+
+    Lesson: 03_gan.ipynb, "The DCGAN's recipe".
+    """
+    n, c, h, w = x.shape
+    s = max(1, h // 8)
+    dev = x.device
+    dy = torch.randint(-s, s + 1, (n, 1, 1), generator=generator).to(dev)
+    dx = torch.randint(-s, s + 1, (n, 1, 1), generator=generator).to(dev)
+    padded = F.pad(x, (s, s, s, s), value=-1.0)                              # (N, C, H + 2s, W + 2s)
+    rows = (torch.arange(h, device=dev).view(1, h, 1) + s - dy).expand(n, h, w)
+    cols = (torch.arange(w, device=dev).view(1, 1, w) + s - dx).expand(n, h, w)
+    idx = torch.arange(n, device=dev).view(n, 1, 1).expand(n, h, w)
+    out = padded.permute(0, 2, 3, 1)[idx, rows, cols].permute(0, 3, 1, 2)     # (N, H, W, C) => (N, C, H, W)
+    ch, cw = h // 2, w // 2
+    cy = torch.randint(0, h, (n, 1, 1), generator=generator).to(dev)
+    cx = torch.randint(0, w, (n, 1, 1), generator=generator).to(dev)
+    yy = torch.arange(h, device=dev).view(1, h, 1)
+    xx = torch.arange(w, device=dev).view(1, 1, w)
+    keep = ~(((yy - cy).abs() <= ch // 2) & ((xx - cx).abs() <= cw // 2))   # (N, H, W)
+    return out * keep.unsqueeze(1).to(out.dtype)
+
+
 def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 64, lr: float = 2e-4,
               betas=(0.5, 0.999), z_dim: int | None = None, width: int | None = None,
               g_loss: str = "nonsaturating", g_lr: float | None = None, d_lr: float | None = None,
               n_critic: int = 5, gp_weight: float = 10.0, num_grid: int = 32, seed: int = 0, device=None,
               callback: Callable | None = None, G: nn.Module | None = None, D: nn.Module | None = None,
-              desc: str | None = None):
+              desc: str | None = None, loss: str = "bce", ema_decay: float | None = None,
+              augment: bool = False, spectral_norm: bool | None = None):
     """Train a GAN on images in [0, 1]; return (G, D, history).
 
     kind: "mlp" (the seeds' MLP GAN, fixed), "dcgan", "dcgan-sn" (spectral norm in D) or "wgan-gp"
     (DCGAN networks, Wasserstein loss with gradient penalty, the generator updated every `n_critic` batches).
     g_loss: "nonsaturating" (-log D(G(z)), the default) or "minimax" (log(1 - D(G(z)))).
+    loss: "bce" (the binary cross-entropy game, default) or "hinge" (hinge_d_loss / hinge_g_loss); not for WGAN-GP.
+    ema_decay: keep an exponential moving average of G's weights (e.g. 0.999) and return *it* as G, its batch-norm
+    statistics recomputed (recompute_batch_norm); the grids are drawn from it too. The generator that took the
+    optimiser's steps is the `G` passed in (trained in place), if one was.
+    augment: apply diff_augment to real and generated images before every D call.
+    spectral_norm: spectral norm in the DCGAN discriminator for any kind but "mlp" (None: only for "dcgan-sn").
     g_lr, d_lr: learning rates of G and D when they differ from `lr` (d_lr=0 freezes D: G then collapses
     onto whatever the fixed D likes best, the chapter's mode-collapse experiment).
     history: per-epoch means "d_loss", "g_loss", "d_real", "d_fake" (mean D(x), D(G(z)) probabilities, or
@@ -318,6 +424,12 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if loss not in ("bce", "hinge"):
+        raise ValueError(f"loss must be 'bce' or 'hinge', got {loss!r}")
+    if loss == "hinge" and kind == "wgan-gp":
+        raise ValueError("WGAN-GP has its own loss; loss='hinge' is for the other kinds.")
+    if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be None or in [0, 1), got {ema_decay!r}")
     if g_loss not in ("nonsaturating", "minimax"):
         raise ValueError(f"g_loss must be 'nonsaturating' or 'minimax', got {g_loss!r}")
     if not isinstance(num_epochs, int) or num_epochs < 1:
@@ -329,7 +441,7 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     seed_everything(seed)
     device = device or get_device()
     if G is None or D is None:
-        G0, D0 = make_models(kind, z_dim, width)
+        G0, D0 = make_models(kind, z_dim, width, spectral_norm)
         G, D = G or G0, D or D0
     G.to(device).train()
     D.to(device).train()
@@ -339,6 +451,13 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     opt_g = torch.optim.Adam(G.parameters(), lr=lr if g_lr is None else g_lr, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=lr if d_lr is None else d_lr, betas=betas)
     gen_loss = g_loss_nonsaturating if g_loss == "nonsaturating" else g_loss_minimax
+    if loss == "hinge":
+        gen_loss = hinge_g_loss
+    G_ema = None
+    if ema_decay is not None:
+        G_ema = copy.deepcopy(G).requires_grad_(False)
+    aug_gen = torch.Generator().manual_seed(seed + 1)  # a local generator: augment=True leaves z's draws alone
+    D_in = (lambda x: D(diff_augment(x, aug_gen))) if augment else D
     fixed_seed = 1234
     history = {"d_loss": [], "g_loss": [], "d_real": [], "d_fake": [], "d_loss_step": [], "g_loss_step": [],
                "grids": [], "kind": kind}
@@ -356,12 +475,12 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
             z = torch.randn(len(real), G.z_dim, device=device)
             fake = G(z)
             # --- discriminator step: fakes are detached so this step does not touch G
-            real_logits, fake_logits = D(real), D(fake.detach())
+            real_logits, fake_logits = D_in(real), D_in(fake.detach())
             if wgan:
                 loss_d = wgan_critic_loss(real_logits, fake_logits) + gp_weight * gradient_penalty(D, real, fake)
                 d_r, d_f = real_logits.mean().item(), fake_logits.mean().item()
             else:
-                loss_d = d_loss(real_logits, fake_logits)
+                loss_d = (hinge_d_loss if loss == "hinge" else d_loss)(real_logits, fake_logits)
                 d_r, d_f = torch.sigmoid(real_logits).mean().item(), torch.sigmoid(fake_logits).mean().item()
             opt_d.zero_grad()
             loss_d.backward()
@@ -375,18 +494,22 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
             if wgan and step % n_critic != 0:
                 continue
             # --- generator step: gradients flow through D into G; only G's optimiser steps
-            fake_logits = D(fake)
+            fake_logits = D_in(fake)
             loss_g = wgan_generator_loss(fake_logits) if wgan else gen_loss(fake_logits)
             opt_g.zero_grad()
             loss_g.backward()
             opt_g.step()
+            if G_ema is not None:  # warm-up: early on average over the n_g steps so far, not the random start
+                ema_update(G_ema, G, min(ema_decay, (1 + len(history["g_loss_step"])) / (10 + len(history["g_loss_step"]))))
             sums["g_loss"] += loss_g.item()
             n_g += 1
             history["g_loss_step"].append(loss_g.item())
         for k in ("d_loss", "d_real", "d_fake"):
             history[k].append(sums[k] / max(n_d, 1))
         history["g_loss"].append(sums["g_loss"] / max(n_g, 1))
-        history["grids"].append(sample(G, num_grid, seed=fixed_seed))
+        if G_ema is not None:
+            recompute_batch_norm(G_ema)
+        history["grids"].append(sample(G if G_ema is None else G_ema, num_grid, seed=fixed_seed))
         bar.set_postfix(d_loss=f"{history['d_loss'][-1]:.3f}", g_loss=f"{history['g_loss'][-1]:.3f}")
         if not all(math.isfinite(history[k][-1]) for k in ("d_loss", "g_loss")):
             print(f"[gan] epoch {epoch + 1}: a loss is not finite; training diverged, stopping early.")
@@ -394,6 +517,8 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
         if callback is not None:
             callback(epoch, G, history)
     history["seconds"] = time.perf_counter() - start
+    if G_ema is not None:
+        G = G_ema.requires_grad_(True)  # trainable again, like the G it stands for (e.g. to keep training it)
     G.eval()
     D.eval()
     from .histories import GANHistory
@@ -403,12 +528,19 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
 # ---------------------------------------------------------------- the chapter's recipe, shared with the benchmark
 
 # The chapter's main runs (the notebook and the benchmark read it). Fast mode also shrinks the networks.
+# dcgan: the DCGAN's own recipe, found by chapter 3's screening (section 8) and confirmed on the full data:
+# the DCGAN networks with spectral norm in D, the hinge loss, Adam lr 5e-4 with betas (0, 0.9), and samples from
+# an exponential moving average of G. The MLP GAN (the articles' model) keeps lr and betas, the targets' baseline.
 RECIPE = Recipe(num_epochs=FullFast(6, 1), batch_size=FullFast(64, 32), lr=2e-4, wgan_lr=1e-4,
-                width=FullFast(None, {"mlp": 0.125, "conv": 8}))
+                width=FullFast(None, {"mlp": 0.125, "conv": 8}),
+                dcgan={"spectral_norm": True, "loss": "hinge", "lr": 5e-4, "betas": (0.0, 0.9), "ema_decay": 0.999})
 
 
 def recipe(kind: str) -> dict:
     """train_gan settings of RECIPE for one kind of GAN (WGAN-GP trains with the smaller wgan_lr).
+
+    recipe("dcgan") is the chapter's DCGAN recipe: the DCGAN networks with spectral norm in D, the hinge loss, Adam lr 5e-4 with betas (0, 0.9) and an EMA of G's weights for sampling.
+    recipe("dcgan-sn") and the others keep the shared lr 2e-4 and betas (0.5, 0.999).
 
     Lesson: 03_gan.ipynb, "Training the MLP GAN".
     """
@@ -416,6 +548,8 @@ def recipe(kind: str) -> dict:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     base = {"kind": kind, "num_epochs": RECIPE["num_epochs"], "batch_size": RECIPE["batch_size"],
             "lr": RECIPE["wgan_lr"] if kind == "wgan-gp" else RECIPE["lr"]}
+    if kind == "dcgan":
+        base.update(RECIPE["dcgan"])
     if RECIPE["width"] is not None:
         base["width"] = RECIPE["width"]["mlp" if kind == "mlp" else "conv"]
     return base
