@@ -108,7 +108,10 @@ def seed_spread(data, judge, make_encoders, seeds=(0, 1, 2), num_steps: int | No
 
 
 def spread_stats(values) -> dict:
-    """mean, sample standard deviation, min and max of a list of per-seed values."""
+    """mean, sample standard deviation, min and max of a list of per-seed values.
+
+    Lesson: 06_text_to_image.ipynb, "How much is the seed?".
+    """
     v = [float(x) for x in values]
     if not v:
         raise ValueError("no values to summarise.")
@@ -118,7 +121,10 @@ def spread_stats(values) -> dict:
 
 
 def seed_record_rows(report: dict) -> dict:
-    """{(dataset, kind, metric): [values by seed]} from a `bench 06_seeds` JSON report (its per-seed rows)."""
+    """{(dataset, kind, metric): [values by seed]} from a `bench 06_seeds` JSON report (its per-seed rows).
+
+    Lesson: 06_text_to_image.ipynb, "How much is the seed?".
+    """
     out: dict = {}
     for row in report["results"]:
         head, sep, seed = row["metric"].rpartition(", seed ")
@@ -131,7 +137,10 @@ def seed_record_rows(report: dict) -> dict:
 
 
 def load_seed_record(path=None) -> dict:
-    """The committed run of `textimg-lessons bench 06_seeds` (or the JSON at path), as a report dict."""
+    """The committed run of `textimg-lessons bench 06_seeds` (or the JSON at path), as a report dict.
+
+    Lesson: 06_text_to_image.ipynb, "How much is the seed?".
+    """
     import json
     from importlib import resources
     if path is None:
@@ -144,7 +153,10 @@ SEED_RECORD = "shipped/bench_06_seeds.json"
 
 
 def print_seed_spread(report: dict) -> None:
-    """The spread over seeds as a table: mean, standard deviation, min-max for each dataset, encoder, metric."""
+    """The spread over seeds as a table: mean, standard deviation, min-max for each dataset, encoder, metric.
+
+    Lesson: 06_text_to_image.ipynb, "How much is the seed?".
+    """
     values = seed_record_rows(report)
     print(f"{'dataset':14s} {'encoder':11s} {'metric':48s} {'mean':>7s} {'sd':>6s} {'min':>7s} {'max':>7s}  n")
     for (ds, kind, metric), v in values.items():

@@ -96,7 +96,7 @@ class ScratchTextEncoder(nn.Module):
     dropout. `conditional.train_conditional` trains the word vectors with the generator's loss, so they
     learn whatever tells the classes apart in the captions it trains on, and nothing else.
 
-    Lesson: 06_text_to_image.ipynb, "A fair from-scratch baseline".
+    Lesson: 06_text_to_image.ipynb, "2. Three text encoders".
     """
 
     trainable = True
