@@ -73,6 +73,7 @@ def test_train_gan_ema_returns_the_average_not_the_trained_generator():
     G_avg, _, h = gan.train_gan(X, G=G, D=gan.DCGANDiscriminator(4), num_epochs=2, batch_size=8,
                                 ema_decay=0.9, device="cpu")
     assert G_avg is not G
+    assert h["trained_generator"] is G and not G.training        # the trained one is kept, to compare with
     assert all(p.requires_grad for p in G_avg.parameters())     # it can be trained further, like any G
     for p0, p, pa in zip(G_start.parameters(), G.parameters(), G_avg.parameters()):
         assert not torch.equal(p, pa)                           # the average lags behind the trained weights
@@ -82,6 +83,8 @@ def test_train_gan_ema_returns_the_average_not_the_trained_generator():
                                  ema_decay=0.0, device="cpu")
     assert all(torch.equal(p, pa) for p, pa in zip(G2.parameters(), G2_avg.parameters()))
     assert len(h["grids"]) == 2
+    _, _, h_plain = gan.train_gan(X, num_epochs=1, batch_size=8, width=4, device="cpu")
+    assert h_plain["trained_generator"] is None                   # no average: the returned G is the trained one
 
 
 @pytest.mark.parametrize("kind", ["dcgan", "dcgan-sn"])

@@ -407,7 +407,7 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
     loss: "bce" (the binary cross-entropy game, default) or "hinge" (hinge_d_loss / hinge_g_loss); not for WGAN-GP.
     ema_decay: keep an exponential moving average of G's weights (e.g. 0.999) and return *it* as G, its batch-norm
     statistics recomputed (recompute_batch_norm); the grids are drawn from it too. The generator that took the
-    optimiser's steps is the `G` passed in (trained in place), if one was.
+    optimiser's steps is history["trained_generator"] (and the `G` passed in, trained in place, if one was).
     augment: apply diff_augment to real and generated images before every D call.
     spectral_norm: spectral norm in the DCGAN discriminator for any kind but "mlp" (None: only for "dcgan-sn").
     g_lr, d_lr: learning rates of G and D when they differ from `lr` (d_lr=0 freezes D: G then collapses
@@ -518,6 +518,8 @@ def train_gan(data, kind: str = "dcgan", num_epochs: int = 5, batch_size: int = 
             callback(epoch, G, history)
     history["seconds"] = time.perf_counter() - start
     if G_ema is not None:
+        G.eval()
+        history["trained_generator"] = G  # what the average stands in for, to compare the two
         G = G_ema.requires_grad_(True)  # trainable again, like the G it stands for (e.g. to keep training it)
     G.eval()
     D.eval()

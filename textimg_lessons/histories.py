@@ -114,6 +114,7 @@ class GANHistory(History):
     grids: list                     # images from the same noise after every epoch
     kind: str                       # the GAN's kind ("mlp", "dcgan", ...)
     seconds: float = 0.0            # training wall time
+    trained_generator: object = None  # with ema_decay: the generator that took the optimiser's steps
 
 
 @dataclass(eq=False)
