@@ -158,11 +158,27 @@ def enable_figure_alt_text(shell=None) -> bool:
     formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
     if not formatters or "text/html" not in formatters:
         return False
+    # Activating the inline backend (%matplotlib inline, or the first pyplot import in a kernel) resets every
+    # figure formatter: ours are re-applied before and after every cell, in case that happened in between.
+    plt.get_backend()  # resolve (and so activate) the notebook's backend now, not at the first figure
+    events = getattr(shell, "events", None)
+    if events is not None and not getattr(shell, "_textimg_alt_text", False):
+        shell._textimg_alt_text = True
+        reapply = lambda *args: _use_alt_text_formatters(formatters)  # noqa: E731
+        events.register("pre_run_cell", reapply)
+        events.register("post_execute", reapply)  # before the backend's own post_execute draws the figures
+    _use_alt_text_formatters(formatters)
+    return True
+
+
+def _use_alt_text_formatters(formatters) -> None:
+    """Figures as HTML <img> with alt text; no bare PNG copy."""
     formatters["text/html"].for_type_by_name("matplotlib.figure", "Figure", _figure_html)
+    from matplotlib.figure import Figure
+    formatters["text/html"].for_type(Figure, _figure_html)
     png = formatters.get("image/png")
     if png is not None:
         png.deferred_printers.pop(("matplotlib.figure", "Figure"), None)
         for cls in [c for c in png.type_printers if getattr(c, "__name__", "") == "Figure"
                     and getattr(c, "__module__", "") == "matplotlib.figure"]:
             png.type_printers.pop(cls)
-    return True
