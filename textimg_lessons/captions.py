@@ -309,6 +309,12 @@ def caption_corpus(dataset: str, n: int, seed: int = 0, family: str = "train") -
 
     Lesson: 05_language_models.ipynb, "2. Tokenisation: from text to integers".
     """
+    return _draw_captions(dataset, n, seed,
+                          lambda name, words, rng: caption(name, rng.randrange(10), words, family, rng))
+
+
+def _draw_captions(dataset: str, n: int, seed: int, one) -> list:
+    """n captions: for each, the dataset (alternating for "both"), uniform attribute words, then one(name, words, rng)."""
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}.")
     names = DATASETS if str(dataset).lower() == "both" else (require_dataset(dataset),)
@@ -317,7 +323,7 @@ def caption_corpus(dataset: str, n: int, seed: int = 0, family: str = "train") -
     for i in range(n):
         name = names[i % len(names)]
         words = {k: rng.choice(v) for k, v in ATTRIBUTE_WORDS.items()}
-        out.append(caption(name, rng.randrange(10), words, family, rng))
+        out.append(one(name, words, rng))
     return out
 
 
@@ -328,17 +334,10 @@ def recombined_corpus(dataset: str, n: int, seed: int = 0) -> list:
 
     Lesson: 05_language_models.ipynb, "Seen captions and unseen templates".
     """
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}.")
-    names = DATASETS if str(dataset).lower() == "both" else (require_dataset(dataset),)
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        name = names[i % len(names)]
-        words = {k: rng.choice(v) for k, v in ATTRIBUTE_WORDS.items()}
+    def one(name, words, rng):
         cls = CLASS_WORDS[name][rng.randrange(10)]
-        out.append(render(rng.choice(RECOMBINED_TEMPLATES[name]), cls, words))
-    return out
+        return render(rng.choice(RECOMBINED_TEMPLATES[name]), cls, words)
+    return _draw_captions(dataset, n, seed, one)
 
 
 def all_recombined_captions(dataset: str) -> set:
