@@ -115,6 +115,31 @@ def test_figure_alt_text_from_titles_labels_legend_and_image_grids():
     plt.close("all")
 
 
+def test_alt_text_of_bar_charts_names_the_bars_and_leaves_numeric_axes_alone():
+    import matplotlib.pyplot as plt
+    from textimg_lessons.plots import figure_alt_text
+    fig, ax = plt.subplots()
+    ax.barh(["cVAE", "diffusion"], [10.0, 140.0])  # categories on y, no y label
+    ax.set_xlabel("ms per image")
+    assert figure_alt_text(fig) == "bar chart of ms per image for cVAE, diffusion"
+    fig, ax = plt.subplots()
+    ax.bar([0, 1, 2], [3, 1, 2])
+    ax.set_xticks([0, 1, 2], ["T-shirt", "trouser", "\u2212pullover"])
+    ax.set_ylabel("share")
+    assert figure_alt_text(fig) == "bar chart of share for T-shirt, trouser, \u2212pullover"
+    fig, ax = plt.subplots()
+    ax.bar([0, 1, 2], [3, 1, 2])  # numeric ticks (unicode minus included): not categories
+    ax.set_xticks([-1, 0, 1])
+    ax.set_ylabel("count")
+    assert figure_alt_text(fig) == "bar chart of count against an index"
+    fig, ax = plt.subplots()
+    ax.bar([1, 10, 100], [3, 1, 2])
+    ax.set_xscale("log")  # mathtext tick labels
+    ax.set_ylabel("count")
+    assert figure_alt_text(fig) == "bar chart of count against an index"
+    plt.close("all")
+
+
 def test_alt_text_html_escapes_and_replaces_the_png_representation():
     import matplotlib.pyplot as plt
     from IPython.core.formatters import DisplayFormatter

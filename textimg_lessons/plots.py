@@ -88,12 +88,31 @@ def describe(fig, text: str):
     return fig
 
 
+def _category_names(axis) -> list:
+    """The tick labels of an axis when they name categories (bar charts of named things), else []."""
+    names = [t.get_text().strip() for t in axis.get_ticklabels()]
+    names = [n for n in names if n]
+    for n in names:
+        try:
+            float(n.replace("\u2212", "-"))
+            return []  # a numeric axis
+        except ValueError:
+            if n.startswith("$"):
+                return []  # mathtext ticks (log axes) are numbers too
+    return names
+
+
 def _panel_text(ax) -> str:
     title, xl, yl = ax.get_title().strip(), ax.get_xlabel().strip(), ax.get_ylabel().strip()
     what = ("heatmap" if ax.images else "bar chart" if ax.patches and not ax.lines
             else "plot" if ax.lines or ax.collections else "panel")
     text = f"{what} '{title}'" if title else what
-    if xl or yl:
+    categories = ((_category_names(ax.yaxis), xl) if not yl else (_category_names(ax.xaxis), yl) if not xl
+                  else ([], ""))
+    if what == "bar chart" and categories[0] and categories[1]:
+        # bars of named things: say what the bars measure and name them ("of seconds for A, B, C")
+        text += f" of {categories[1]} for " + ", ".join(categories[0])
+    elif xl or yl:
         text += f" of {yl or 'a value'} against {xl or 'an index'}"
     legend = ax.get_legend()
     if legend is not None:
