@@ -90,12 +90,7 @@ def test_the_time_tables_are_read_as_they_are_written():
     assert _chapter_times(table) == {"03_gan": "11 min", "04_vae": "< 1 min"}
 
 
-# Chapters whose stored outputs predate alt text on figures; they get it at their next full run.
-WITHOUT_ALT_TEXT_YET = {"07_diffusion.ipynb"}
-
-
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name not in WITHOUT_ALT_TEXT_YET],
-                         ids=[n for n in IDS if n not in WITHOUT_ALT_TEXT_YET])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_every_stored_figure_has_alt_text(path):
     figures = 0
     for i, cell in enumerate(_cells(path)):
