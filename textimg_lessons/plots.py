@@ -88,18 +88,19 @@ def describe(fig, text: str):
     return fig
 
 
+def _is_number(label: str) -> bool:
+    try:
+        float(label.replace("\u2212", "-"))  # matplotlib writes negative ticks with a Unicode minus
+        return True
+    except ValueError:
+        return label.startswith("$")  # mathtext ticks (log axes) are numbers too
+
+
 def _category_names(axis) -> list:
     """The tick labels of an axis when they name categories (bar charts of named things), else []."""
     names = [t.get_text().strip() for t in axis.get_ticklabels()]
     names = [n for n in names if n]
-    for n in names:
-        try:
-            float(n.replace("\u2212", "-"))
-            return []  # a numeric axis
-        except ValueError:
-            if n.startswith("$"):
-                return []  # mathtext ticks (log axes) are numbers too
-    return names
+    return [] if any(_is_number(n) for n in names) else names
 
 
 def _panel_text(ax) -> str:
@@ -107,11 +108,10 @@ def _panel_text(ax) -> str:
     what = ("heatmap" if ax.images else "bar chart" if ax.patches and not ax.lines
             else "plot" if ax.lines or ax.collections else "panel")
     text = f"{what} '{title}'" if title else what
-    categories = ((_category_names(ax.yaxis), xl) if not yl else (_category_names(ax.xaxis), yl) if not xl
-                  else ([], ""))
-    if what == "bar chart" and categories[0] and categories[1]:
-        # bars of named things: say what the bars measure and name them ("of seconds for A, B, C")
-        text += f" of {categories[1]} for " + ", ".join(categories[0])
+    # bars of named things, one axis labelled: say what the bars measure and name them ("of seconds for A, B")
+    names = _category_names(ax.yaxis if xl else ax.xaxis) if what == "bar chart" and bool(xl) != bool(yl) else []
+    if names:
+        text += f" of {xl or yl} for " + ", ".join(names)
     elif xl or yl:
         text += f" of {yl or 'a value'} against {xl or 'an index'}"
     legend = ax.get_legend()
